@@ -1,0 +1,255 @@
+//! Session configuration: limits, periods, policies, and their validation.
+
+use std::time::Duration;
+
+/// What to do when a session's outbound data lane is full.
+///
+/// The bound is [`Config::message_buffer_size`] messages (queued plus in flight) and,
+/// optionally, [`Config::message_buffer_bytes`] bytes. Whatever the policy, every
+/// message that does not reach the peer is counted and reported: in the
+/// [`Delivery`](crate::Delivery) returned by the call and in an
+/// [`Event::Dropped`](crate::Event::Dropped) for the session's owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DropPolicy {
+    /// Refuse the new message and keep what is queued (olahol/melody's behaviour).
+    #[default]
+    DropNewest,
+    /// Queue the new message and evict the oldest queued one. Never evicts bytes
+    /// already handed to the transport, nor the close frame.
+    DropOldest,
+    /// Treat the session as a slow consumer: discard its queued data and close it
+    /// with 1008 (policy violation).
+    Disconnect,
+}
+
+/// Which `Origin` headers a handshake may carry.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum OriginPolicy {
+    /// A request whose `Origin` host differs from its `Host` header is refused with 403.
+    /// A request without `Origin` (a non-browser client) is accepted.
+    #[default]
+    SameOrigin,
+    /// Only these exact origins (e.g. `https://example.com`), compared case-insensitively,
+    /// or requests without `Origin`.
+    AllowList(Vec<String>),
+    /// Every origin. Only for endpoints that authenticate by other means.
+    Any,
+}
+
+/// Configuration shared by every session of a [`Hub`](crate::Hub).
+///
+/// Built with [`Config::default`] and the builder methods, checked by [`Config::validate`]
+/// (which [`Hub::new`](crate::Hub::new) calls).
+///
+/// ```
+/// use std::time::Duration;
+/// use melody_core::{Config, DropPolicy};
+///
+/// let config = Config::default()
+///     .max_message_size(1 << 20)
+///     .message_buffer_size(1024)
+///     .drop_policy(DropPolicy::DropOldest)
+///     .ping_period(Duration::from_secs(20))
+///     .pong_wait(Duration::from_secs(30));
+/// assert!(config.validate().is_ok());
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// How long a peer may take to accept our bytes before the session is cut (10 s).
+    /// Measured from the moment bytes are pending with no write progress.
+    pub write_wait: Duration,
+    /// How long after the last pong (or the handshake) the peer is considered gone (60 s).
+    pub pong_wait: Duration,
+    /// How often a ping is sent (54 s). Must be shorter than `pong_wait`.
+    pub ping_period: Duration,
+    /// Largest incoming message, after reassembly of fragments (64 KiB).
+    ///
+    /// olahol/melody defaults to 512 bytes, its most reported surprise (its issue 69);
+    /// 64 KiB fits chat and dashboard payloads while bounding memory per peer.
+    pub max_message_size: usize,
+    /// Bound on the data lane of each session, in messages (256), queued plus in flight.
+    pub message_buffer_size: usize,
+    /// Optional bound on the data lane in bytes (none).
+    pub message_buffer_bytes: Option<usize>,
+    /// What happens when the data lane is full ([`DropPolicy::DropNewest`]).
+    pub drop_policy: DropPolicy,
+    /// Largest handshake request, request line and headers (8 KiB).
+    pub max_handshake_size: usize,
+    /// How long a connection may take to complete its handshake (10 s).
+    pub handshake_timeout: Duration,
+    /// How long we wait for the peer's close frame after sending ours (5 s).
+    pub close_timeout: Duration,
+    /// Capacity of tungstenite's per-session read buffer (512 bytes). Small keeps idle
+    /// sessions cheap; the buffer grows for larger messages.
+    pub read_buffer_size: usize,
+    /// Resolution of the deadlines reported by `poll_timeout` (100 ms).
+    pub timer_granularity: Duration,
+    /// Accepted `Origin` headers ([`OriginPolicy::SameOrigin`]).
+    pub origin_policy: OriginPolicy,
+    /// Subprotocols this server speaks, in order of preference (none).
+    pub subprotocols: Vec<String>,
+    /// Most sessions open at once; further handshakes get 503 (unlimited).
+    pub max_sessions: Option<usize>,
+    /// Emit [`Event::Sent`](crate::Event::Sent) when a data message has been fully
+    /// written (off, as it costs an event per message).
+    pub sent_events: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            write_wait: Duration::from_secs(10),
+            pong_wait: Duration::from_secs(60),
+            ping_period: Duration::from_secs(54),
+            max_message_size: 64 * 1024,
+            message_buffer_size: 256,
+            message_buffer_bytes: None,
+            drop_policy: DropPolicy::DropNewest,
+            max_handshake_size: 8 * 1024,
+            handshake_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(5),
+            read_buffer_size: 512,
+            timer_granularity: Duration::from_millis(100),
+            origin_policy: OriginPolicy::SameOrigin,
+            subprotocols: Vec::new(),
+            max_sessions: None,
+            sent_events: false,
+        }
+    }
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta])* $name:ident: $ty:ty) => {
+        $(#[$doc])*
+        #[must_use]
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.$name = value;
+            self
+        }
+    };
+}
+
+impl Config {
+    setter!(/// Sets [`Config::write_wait`].
+        write_wait: Duration);
+    setter!(/// Sets [`Config::pong_wait`].
+        pong_wait: Duration);
+    setter!(/// Sets [`Config::ping_period`].
+        ping_period: Duration);
+    setter!(/// Sets [`Config::max_message_size`].
+        max_message_size: usize);
+    setter!(/// Sets [`Config::message_buffer_size`].
+        message_buffer_size: usize);
+    setter!(/// Sets [`Config::message_buffer_bytes`].
+        message_buffer_bytes: Option<usize>);
+    setter!(/// Sets [`Config::drop_policy`].
+        drop_policy: DropPolicy);
+    setter!(/// Sets [`Config::max_handshake_size`].
+        max_handshake_size: usize);
+    setter!(/// Sets [`Config::handshake_timeout`].
+        handshake_timeout: Duration);
+    setter!(/// Sets [`Config::close_timeout`].
+        close_timeout: Duration);
+    setter!(/// Sets [`Config::read_buffer_size`].
+        read_buffer_size: usize);
+    setter!(/// Sets [`Config::timer_granularity`].
+        timer_granularity: Duration);
+    setter!(/// Sets [`Config::origin_policy`].
+        origin_policy: OriginPolicy);
+    setter!(/// Sets [`Config::subprotocols`].
+        subprotocols: Vec<String>);
+    setter!(/// Sets [`Config::max_sessions`].
+        max_sessions: Option<usize>);
+    setter!(/// Sets [`Config::sent_events`].
+        sent_events: bool);
+
+    /// Checks the values against each other; [`Hub::new`](crate::Hub::new) refuses an
+    /// invalid config with the same error.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use melody_core::{Config, ConfigError};
+    ///
+    /// let bad = Config::default().ping_period(Duration::from_secs(90));
+    /// assert!(matches!(bad.validate(), Err(ConfigError::PingNotBeforePongWait { .. })));
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("write_wait", self.write_wait),
+            ("pong_wait", self.pong_wait),
+            ("ping_period", self.ping_period),
+            ("handshake_timeout", self.handshake_timeout),
+            ("close_timeout", self.close_timeout),
+            ("timer_granularity", self.timer_granularity),
+        ];
+        if let Some((field, _)) = positive.iter().find(|(_, d)| d.is_zero()) {
+            return Err(ConfigError::ZeroDuration { field });
+        }
+        let sizes = [
+            ("max_message_size", self.max_message_size),
+            ("message_buffer_size", self.message_buffer_size),
+            ("max_handshake_size", self.max_handshake_size),
+            ("read_buffer_size", self.read_buffer_size),
+        ];
+        if let Some((field, _)) = sizes.iter().find(|(_, n)| *n == 0) {
+            return Err(ConfigError::ZeroSize { field });
+        }
+        if self.message_buffer_bytes == Some(0) {
+            return Err(ConfigError::ZeroSize { field: "message_buffer_bytes" });
+        }
+        if self.max_sessions == Some(0) {
+            return Err(ConfigError::ZeroSize { field: "max_sessions" });
+        }
+        if self.ping_period >= self.pong_wait {
+            return Err(ConfigError::PingNotBeforePongWait {
+                ping_period: self.ping_period,
+                pong_wait: self.pong_wait,
+            });
+        }
+        if let Some(bad) = self.subprotocols.iter().find(|p| !is_token(p)) {
+            return Err(ConfigError::InvalidSubprotocol(bad.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// An HTTP token (RFC 7230 §3.2.6), the syntax of a subprotocol name.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+        })
+}
+
+/// Why a [`Config`] was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A duration that must be positive is zero.
+    #[error("config: `{field}` must be greater than zero")]
+    ZeroDuration {
+        /// The field's name.
+        field: &'static str,
+    },
+    /// A size or count that must be positive is zero.
+    #[error("config: `{field}` must be greater than zero")]
+    ZeroSize {
+        /// The field's name.
+        field: &'static str,
+    },
+    /// Pings must go out before the pong deadline, or every healthy peer times out.
+    #[error(
+        "config: ping_period ({ping_period:?}) must be shorter than pong_wait ({pong_wait:?}), \
+         or healthy peers time out between pings"
+    )]
+    PingNotBeforePongWait {
+        /// The configured ping period.
+        ping_period: std::time::Duration,
+        /// The configured pong wait.
+        pong_wait: std::time::Duration,
+    },
+    /// A subprotocol name is not an HTTP token.
+    #[error("config: subprotocol {0:?} is not a valid HTTP token")]
+    InvalidSubprotocol(String),
+}

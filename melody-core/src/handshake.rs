@@ -1,0 +1,247 @@
+//! The HTTP/1.1 upgrade: incremental parsing, validation, and the bytes of the answer.
+
+use bytes::Bytes;
+use tungstenite::error::{Error as WsError, ProtocolError};
+use tungstenite::handshake::derive_accept_key;
+use tungstenite::handshake::machine::TryParse;
+use tungstenite::http::{HeaderMap, StatusCode};
+
+use crate::config::{Config, OriginPolicy};
+use crate::error::HandshakeRejection;
+
+/// The upgrade request, as parsed (body-less `http::Request`).
+pub type Request = tungstenite::http::Request<()>;
+
+/// The outcome of parsing the bytes received so far.
+#[derive(Debug)]
+pub(crate) enum Parsed {
+    /// The request is not complete yet.
+    Partial,
+    /// A whole request, and how many bytes it took (the rest are WebSocket frames).
+    Complete { request: Request, len: usize },
+    /// The bytes cannot become a valid request.
+    Invalid(HandshakeRejection),
+}
+
+/// Parses the request in `buf`, refusing one that outgrows `max` bytes.
+pub(crate) fn parse(buf: &[u8], max: usize) -> Parsed {
+    match Request::try_parse(buf) {
+        Ok(Some((len, request))) if len <= max => Parsed::Complete { request, len },
+        Ok(Some(_)) => Parsed::Invalid(too_large()),
+        Ok(None) if buf.len() >= max => Parsed::Invalid(too_large()),
+        Ok(None) => Parsed::Partial,
+        Err(WsError::Protocol(ProtocolError::WrongHttpMethod)) => Parsed::Invalid(
+            HandshakeRejection::new(StatusCode::METHOD_NOT_ALLOWED, "only GET can upgrade"),
+        ),
+        Err(WsError::Protocol(ProtocolError::HttparseError(httparse::Error::TooManyHeaders))) => {
+            Parsed::Invalid(too_large())
+        }
+        Err(_) => Parsed::Invalid(HandshakeRejection::new(
+            StatusCode::BAD_REQUEST,
+            "malformed HTTP/1.1 upgrade request",
+        )),
+    }
+}
+
+fn too_large() -> HandshakeRejection {
+    HandshakeRejection::new(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "handshake request exceeds max_handshake_size",
+    )
+}
+
+/// A validated upgrade: what the 101 response must carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accept {
+    /// The `Sec-WebSocket-Accept` value.
+    pub accept_key: String,
+    /// The chosen subprotocol, if the client offered one we speak.
+    pub protocol: Option<String>,
+}
+
+/// Checks an upgrade request against RFC 6455 §4.2.1 and the config's policies.
+pub(crate) fn validate(request: &Request, config: &Config) -> Result<Accept, HandshakeRejection> {
+    let headers = request.headers();
+    let bad = |reason| Err(HandshakeRejection::new(StatusCode::BAD_REQUEST, reason));
+    if request.method() != tungstenite::http::Method::GET {
+        return Err(HandshakeRejection::new(StatusCode::METHOD_NOT_ALLOWED, "only GET can upgrade"));
+    }
+    if !has_token(headers, "connection", "upgrade") {
+        return bad("not a WebSocket handshake: `Connection: Upgrade` missing");
+    }
+    if !has_token(headers, "upgrade", "websocket") {
+        return bad("not a WebSocket handshake: `Upgrade: websocket` missing");
+    }
+    if headers.get("sec-websocket-version").map(|v| v.as_bytes()) != Some(b"13") {
+        return Err(HandshakeRejection::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "unsupported WebSocket version: only 13 is spoken",
+        ));
+    }
+    let Some(key) = headers.get("sec-websocket-key") else {
+        return bad("`Sec-WebSocket-Key` missing");
+    };
+    if !is_valid_key(key.as_bytes()) {
+        return bad("`Sec-WebSocket-Key` is not 16 bytes in base64");
+    }
+    let Some(host) = headers.get("host").and_then(|h| h.to_str().ok()) else {
+        return bad("`Host` missing");
+    };
+    if let Some(origin) = headers.get("origin") {
+        let origin = origin.to_str().unwrap_or("");
+        if !origin_allowed(origin, host, &config.origin_policy) {
+            return Err(HandshakeRejection::new(StatusCode::FORBIDDEN, "origin not allowed"));
+        }
+    }
+    Ok(Accept {
+        accept_key: derive_accept_key(key.as_bytes()),
+        protocol: choose_protocol(headers, &config.subprotocols),
+    })
+}
+
+fn has_token(headers: &HeaderMap, name: &str, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.to_str()
+            .map(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            .unwrap_or(false)
+    })
+}
+
+/// 24 base64 characters that decode to 16 bytes: 22 symbols then `==`.
+fn is_valid_key(key: &[u8]) -> bool {
+    let symbol = |b: &u8| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/';
+    key.len() == 24 && key[..22].iter().all(symbol) && &key[22..] == b"==" && {
+        // The last symbol carries 2 bits of data and 4 zero bits.
+        let last = key[21];
+        b"AQgw".contains(&last)
+    }
+}
+
+fn origin_allowed(origin: &str, host: &str, policy: &OriginPolicy) -> bool {
+    match policy {
+        OriginPolicy::Any => true,
+        OriginPolicy::AllowList(list) => list.iter().any(|o| o.eq_ignore_ascii_case(origin)),
+        OriginPolicy::SameOrigin => {
+            let authority = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
+            let authority = authority.split('/').next().unwrap_or("");
+            !authority.is_empty() && authority.eq_ignore_ascii_case(host)
+        }
+    }
+}
+
+/// The first of our subprotocols, in our order of preference, that the client offers.
+fn choose_protocol(headers: &HeaderMap, ours: &[String]) -> Option<String> {
+    if ours.is_empty() {
+        return None;
+    }
+    let offered: Vec<&str> = headers
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    ours.iter().find(|p| offered.contains(&p.as_str())).cloned()
+}
+
+/// The 101 response.
+pub(crate) fn switching_protocols(accept: &Accept) -> Bytes {
+    let mut s = String::with_capacity(160);
+    s.push_str("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n");
+    s.push_str("Sec-WebSocket-Accept: ");
+    s.push_str(&accept.accept_key);
+    s.push_str("\r\n");
+    if let Some(p) = &accept.protocol {
+        s.push_str("Sec-WebSocket-Protocol: ");
+        s.push_str(p);
+        s.push_str("\r\n");
+    }
+    s.push_str("\r\n");
+    Bytes::from(s)
+}
+
+/// An HTTP error response whose body is the one-line reason.
+pub(crate) fn error_response(rejection: &HandshakeRejection) -> Bytes {
+    let status = rejection.status;
+    let body = format!("{}\n", rejection.reason);
+    let extra = if status == StatusCode::UPGRADE_REQUIRED {
+        "Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n"
+    } else {
+        ""
+    };
+    Bytes::from(format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\
+         Connection: close\r\n{extra}\r\n{body}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Error"),
+        body.len(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(extra: &str) -> Vec<u8> {
+        format!(
+            "GET /ws HTTP/1.1\r\nHost: example.com\r\nConnection: keep-alive, Upgrade\r\n\
+             Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+        )
+        .into_bytes()
+    }
+
+    fn check(extra: &str, config: &Config) -> Result<Accept, HandshakeRejection> {
+        match parse(&request(extra), 8192) {
+            Parsed::Complete { request, .. } => validate(&request, config),
+            other => panic!("unexpected parse result {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rfc_6455_sample_key_gives_the_sample_accept() {
+        let accept = check("", &Config::default()).unwrap();
+        assert_eq!(accept.accept_key, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+
+    #[test]
+    fn partial_requests_wait_and_oversized_ones_are_refused() {
+        let req = request("");
+        assert!(matches!(parse(&req[..req.len() - 1], 8192), Parsed::Partial));
+        match parse(&req[..req.len() - 1], 40) {
+            Parsed::Invalid(r) => assert_eq!(r.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn origin_policies() {
+        let same = Config::default();
+        assert!(check("Origin: http://example.com\r\n", &same).is_ok());
+        assert!(check("Origin: https://EXAMPLE.com/\r\n", &same).is_ok());
+        let refused = check("Origin: http://evil.test\r\n", &same).unwrap_err();
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        assert!(check("Origin: null\r\n", &same).is_err());
+        let list = Config::default()
+            .origin_policy(OriginPolicy::AllowList(vec!["http://evil.test".into()]));
+        assert!(check("Origin: http://evil.test\r\n", &list).is_ok());
+        let any = Config::default().origin_policy(OriginPolicy::Any);
+        assert!(check("Origin: http://anything.test\r\n", &any).is_ok());
+    }
+
+    #[test]
+    fn subprotocol_follows_our_preference() {
+        let config = Config::default().subprotocols(vec!["v2".into(), "v1".into()]);
+        let accept = check("Sec-WebSocket-Protocol: v1, v2\r\n", &config).unwrap();
+        assert_eq!(accept.protocol.as_deref(), Some("v2"));
+        let none = check("Sec-WebSocket-Protocol: v9\r\n", &config).unwrap();
+        assert_eq!(none.protocol, None);
+    }
+
+    #[test]
+    fn keys_must_be_16_bytes_of_base64() {
+        assert!(is_valid_key(b"dGhlIHNhbXBsZSBub25jZQ=="));
+        assert!(!is_valid_key(b"dGhlIHNhbXBsZSBub25jZR=="));
+        assert!(!is_valid_key(b"short=="));
+    }
+}

@@ -1,0 +1,573 @@
+//! The hub: the registry of sessions, fan-out, topics, timers and the ready queue.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use slab::Slab;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::WebSocketConfig;
+
+use crate::config::{Config, ConfigError};
+use crate::error::{HandshakeRejection, UnknownSession};
+use crate::event::Event;
+use crate::handshake::{self, Accept, Request};
+use crate::keys::Keys;
+use crate::outbox::{Admit, Bounds};
+use crate::prepared::Prepared;
+use crate::session::{
+    ConnectionInfo, Ctx, Outcome, Phase, Session, SessionId, SessionState, SessionStats, Transmit,
+};
+use crate::target::{Delivery, Target};
+use crate::timers::{Due, TimerWheel};
+use crate::topics::Topics;
+use crate::SessionView;
+
+/// Counters of a whole hub.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HubStats {
+    /// Connections opened (handshakes started).
+    pub opened: u64,
+    /// Handshakes that succeeded.
+    pub connected: u64,
+    /// Handshakes refused with an HTTP error.
+    pub rejected: u64,
+    /// Sessions over (every opened connection ends here once).
+    pub finished: u64,
+    /// Data messages dropped, all sessions together.
+    pub dropped: u64,
+}
+
+/// Many WebSocket server sessions, driven by bytes and time from outside.
+///
+/// See the [crate documentation](crate) for the event loop that drives it. The hub is
+/// single-threaded (`&mut self`); to use it from several threads, put it (or shards of
+/// it) behind a lock.
+pub struct Hub<U = Keys> {
+    config: Config,
+    ws_config: WebSocketConfig,
+    sessions: Slab<Session<U>>,
+    topics: Topics,
+    wheel: TimerWheel,
+    ready: VecDeque<SessionId>,
+    due: Vec<Due>,
+    scratch: Vec<u8>,
+    next_serial: u32,
+    open: usize,
+    last_now: Instant,
+    stats: HubStats,
+}
+
+impl<U> Hub<U> {
+    /// A hub with `config`, whose clock starts at `now`.
+    pub fn new(config: Config, now: Instant) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let max = config.max_message_size;
+        let ws_config = WebSocketConfig::default()
+            .read_buffer_size(config.read_buffer_size)
+            .write_buffer_size(0)
+            .max_message_size(Some(max))
+            // A frame header announcing more than a message may hold is refused before
+            // tungstenite reserves memory for it.
+            .max_frame_size(Some(max));
+        Ok(Hub {
+            wheel: TimerWheel::new(now, config.timer_granularity),
+            config,
+            ws_config,
+            sessions: Slab::new(),
+            topics: Topics::default(),
+            ready: VecDeque::new(),
+            due: Vec::new(),
+            scratch: Vec::new(),
+            next_serial: 0,
+            open: 0,
+            last_now: now,
+            stats: HubStats::default(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Time never goes backwards inside the hub, whatever the caller passes.
+    fn clock(&mut self, now: Instant) -> Instant {
+        if now > self.last_now {
+            self.last_now = now;
+        }
+        self.last_now
+    }
+
+    /// Splits the borrow: one session, and the context its operations need.
+    fn split(&mut self, id: SessionId, now: Instant) -> Option<(&mut Session<U>, Ctx<'_>)> {
+        let Hub { sessions, config, ws_config, wheel, scratch, .. } = self;
+        let session = sessions.get_mut(id.index as usize).filter(|s| s.serial == id.serial)?;
+        let ctx = Ctx { now, index: id.index, config, ws_config: *ws_config, wheel, scratch };
+        Some((session, ctx))
+    }
+
+    fn get(&self, id: SessionId) -> Option<&Session<U>> {
+        self.sessions.get(id.index as usize).filter(|s| s.serial == id.serial)
+    }
+
+    /// Runs one operation on a session, then does the hub's bookkeeping.
+    fn with<R>(
+        &mut self,
+        id: SessionId,
+        now: Instant,
+        op: impl FnOnce(&mut Session<U>, &mut Ctx<'_>) -> (R, Outcome),
+    ) -> Result<R, UnknownSession> {
+        let now = self.clock(now);
+        let (session, mut ctx) = self.split(id, now).ok_or(UnknownSession)?;
+        let (result, outcome) = op(session, &mut ctx);
+        session.sync_write_timer(&mut ctx);
+        self.settle(id, outcome);
+        Ok(result)
+    }
+
+    /// Counts what an operation did and queues the session for its driver if needed.
+    fn settle(&mut self, id: SessionId, outcome: Outcome) {
+        if outcome.connected {
+            self.open += 1;
+            self.stats.connected += 1;
+        }
+        if outcome.rejected {
+            self.stats.rejected += 1;
+        }
+        if outcome.finished {
+            self.stats.finished += 1;
+            self.stats.dropped += outcome.undelivered;
+            self.leave_all_topics(id);
+            if self.get(id).is_some_and(|s| s.connected) {
+                self.open -= 1;
+            }
+        }
+        if let Some(s) = self.sessions.get_mut(id.index as usize) {
+            if s.serial == id.serial && !s.ready && s.wants_service() {
+                s.ready = true;
+                self.ready.push_back(id);
+            }
+        }
+    }
+
+    // ---- connections ----------------------------------------------------------------
+
+    /// Registers a new connection whose first bytes will be its HTTP upgrade request.
+    /// Returns its id; the handshake must complete within `handshake_timeout`.
+    pub fn open(&mut self, now: Instant, info: ConnectionInfo, user: U) -> SessionId {
+        let now = self.clock(now);
+        let serial = self.next_serial;
+        self.next_serial = self.next_serial.wrapping_add(1);
+        let index = self.sessions.insert(Session::new(serial, info, user)) as u32;
+        let id = SessionId { index, serial };
+        self.stats.opened += 1;
+        if let Some((session, mut ctx)) = self.split(id, now) {
+            session.start(&mut ctx);
+        }
+        id
+    }
+
+    /// Checks an upgrade request that an HTTP framework received (origin, version, key,
+    /// session cap), before it answers 101. On success, the framework sends the
+    /// `Sec-WebSocket-Accept` (and protocol) of the returned [`Accept`], upgrades, and
+    /// calls [`Hub::open_upgraded`].
+    pub fn check_upgrade(&self, request: &Request) -> Result<Accept, HandshakeRejection> {
+        let accept = handshake::validate(request, &self.config)?;
+        if self.at_capacity() {
+            return Err(HandshakeRejection {
+                status: tungstenite::http::StatusCode::SERVICE_UNAVAILABLE,
+                reason: "session limit reached, try again later",
+            });
+        }
+        Ok(accept)
+    }
+
+    /// Registers a connection an HTTP framework has already upgraded: `request` is the
+    /// upgrade request, `leftover` any bytes read past it. The session is open at once.
+    pub fn open_upgraded(
+        &mut self,
+        now: Instant,
+        request: Request,
+        accept: Accept,
+        leftover: Vec<u8>,
+        info: ConnectionInfo,
+        user: U,
+    ) -> SessionId {
+        let id = self.open(now, info, user);
+        let _ = self.with(id, now, |s, ctx| ((), s.establish(ctx, request, accept, leftover)));
+        id
+    }
+
+    fn at_capacity(&self) -> bool {
+        self.config.max_sessions.is_some_and(|max| self.open >= max)
+    }
+
+    /// Feeds bytes received from the transport.
+    pub fn handle_input(
+        &mut self,
+        id: SessionId,
+        now: Instant,
+        input: &[u8],
+    ) -> Result<(), UnknownSession> {
+        let at_capacity = self.at_capacity();
+        self.with(id, now, |s, ctx| {
+            let outcome = match s.phase {
+                Phase::Handshake { .. } => s.handle_handshake_input(ctx, input, at_capacity),
+                _ => s.handle_frames(ctx, input),
+            };
+            ((), outcome)
+        })
+    }
+
+    /// The transport reached end of file (the peer closed its side).
+    pub fn handle_eof(&mut self, id: SessionId, now: Instant) -> Result<(), UnknownSession> {
+        self.with(id, now, |s, ctx| ((), s.handle_eof(ctx)))
+    }
+
+    /// The transport failed; the session ends with this error.
+    pub fn handle_io_error(
+        &mut self,
+        id: SessionId,
+        now: Instant,
+        err: &io::Error,
+    ) -> Result<(), UnknownSession> {
+        self.with(id, now, |s, ctx| ((), s.handle_io_error(ctx, err)))
+    }
+
+    /// Appends the buffers to write to `out` (cheap reference-counted clones). Write them
+    /// in order and report progress with [`Hub::on_transmitted`]. An unknown id answers
+    /// [`Transmit::Finished`].
+    pub fn poll_transmit(&mut self, id: SessionId, now: Instant, out: &mut Vec<Bytes>) -> Transmit {
+        self.with(id, now, |s, ctx| (s.poll_transmit(ctx, out), Outcome::default()))
+            .unwrap_or(Transmit::Finished)
+    }
+
+    /// Reports that the transport wrote `n` more bytes of what `poll_transmit` handed out.
+    pub fn on_transmitted(
+        &mut self,
+        id: SessionId,
+        now: Instant,
+        n: usize,
+    ) -> Result<(), UnknownSession> {
+        self.with(id, now, |s, ctx| ((), s.on_transmitted(ctx, n)))
+    }
+
+    /// The next event of a session, in order; `Disconnect` is the last.
+    pub fn poll_event(&mut self, id: SessionId) -> Option<Event> {
+        let session = self.sessions.get_mut(id.index as usize).filter(|s| s.serial == id.serial)?;
+        session.events.pop_front()
+    }
+
+    /// A session whose driver has work: events to take, bytes to write, or a transport
+    /// to close. Each session is listed once until taken.
+    pub fn poll_ready(&mut self) -> Option<SessionId> {
+        while let Some(id) = self.ready.pop_front() {
+            if let Some(s) = self.sessions.get_mut(id.index as usize) {
+                if s.serial == id.serial {
+                    s.ready = false;
+                    return Some(id);
+                }
+            }
+        }
+        None
+    }
+
+    /// Frees a session's slot and returns its user data. Release after taking the
+    /// `Disconnect` event; releasing a live session ends it abruptly, unreported.
+    pub fn release(&mut self, id: SessionId) -> Option<U> {
+        self.get(id)?;
+        let now = self.last_now;
+        let _ = self.with(id, now, |s, ctx| ((), s.finish(ctx, None)));
+        // A ready-queue entry left behind is skipped by `poll_ready` (serial mismatch).
+        Some(self.sessions.remove(id.index as usize).user)
+    }
+
+    // ---- sending ----------------------------------------------------------------------
+
+    fn bounds(&self) -> Bounds {
+        Bounds {
+            messages: self.config.message_buffer_size,
+            bytes: self.config.message_buffer_bytes,
+            policy: self.config.drop_policy,
+        }
+    }
+
+    /// Queues a message for one session.
+    pub fn send(&mut self, id: SessionId, now: Instant, msg: &Prepared) -> Delivery {
+        let bounds = self.bounds();
+        let mut delivery = Delivery::default();
+        match self.with(id, now, |s, ctx| (s.send(ctx, msg, bounds), Outcome::default())) {
+            Ok(admit) => count(&mut delivery, admit),
+            Err(UnknownSession) => delivery.closed += 1,
+        }
+        self.stats.dropped += delivery.dropped as u64;
+        delivery
+    }
+
+    /// Queues a message for every session of `target`: one encode, one reference per
+    /// recipient, no allocation per recipient once outboxes have grown.
+    pub fn broadcast(&mut self, now: Instant, msg: &Prepared, target: Target<'_, U>) -> Delivery {
+        let now = self.clock(now);
+        let bounds = self.bounds();
+        let Hub { sessions, config, ws_config, wheel, scratch, topics, ready, .. } = self;
+        let mut ctx = Ctx { now, index: 0, config, ws_config: *ws_config, wheel, scratch };
+        let mut fan = Fanout { msg, bounds, delivery: Delivery::default(), ready };
+        match target {
+            Target::All | Target::AllExcept(_) | Target::Filter(_) => {
+                let except = match target {
+                    Target::AllExcept(id) => Some(id),
+                    _ => None,
+                };
+                for (index, session) in sessions.iter_mut() {
+                    if !session.connected || session.is_finished() {
+                        continue;
+                    }
+                    let id = SessionId { index: index as u32, serial: session.serial };
+                    if Some(id) == except {
+                        continue;
+                    }
+                    if let Target::Filter(keep) = &target {
+                        if !keep(&SessionView::new(id, session)) {
+                            continue;
+                        }
+                    }
+                    fan.deliver(id, session, &mut ctx);
+                }
+            }
+            Target::List(ids) => {
+                for &id in ids {
+                    match sessions.get_mut(id.index as usize).filter(|s| s.serial == id.serial) {
+                        Some(session) => fan.deliver(id, session, &mut ctx),
+                        None => fan.delivery.closed += 1,
+                    }
+                }
+            }
+            Target::Topic(topic) | Target::TopicExcept(topic, _) => {
+                let except = match target {
+                    Target::TopicExcept(_, id) => Some(id),
+                    _ => None,
+                };
+                for &id in topics.subscribers(topic) {
+                    if Some(id) == except {
+                        continue;
+                    }
+                    if let Some(session) = sessions.get_mut(id.index as usize) {
+                        fan.deliver(id, session, &mut ctx);
+                    }
+                }
+            }
+        }
+        let delivery = fan.delivery;
+        self.stats.dropped += delivery.dropped as u64;
+        delivery
+    }
+
+    /// Starts closing a session with `code` and `reason`: no more data is accepted, the
+    /// close frame goes out after what is queued, then the peer has `close_timeout` to
+    /// answer. A session still in its handshake is dropped. Returns `false` if the
+    /// session was already closing, over, or unknown.
+    pub fn close(&mut self, id: SessionId, now: Instant, code: CloseCode, reason: &str) -> bool {
+        self.with(id, now, |s, ctx| {
+            let started = s.close(ctx, code, reason);
+            let finished = s.is_finished() && started;
+            (started, Outcome { finished, ..Outcome::default() })
+        })
+        .unwrap_or(false)
+    }
+
+    /// Closes every session (e.g. 1001 "going away" on shutdown); returns how many
+    /// started closing.
+    pub fn close_all(&mut self, now: Instant, code: CloseCode, reason: &str) -> usize {
+        let ids: Vec<SessionId> = self.sessions().collect();
+        ids.into_iter().filter(|&id| self.close(id, now, code, reason)).count()
+    }
+
+    // ---- time -------------------------------------------------------------------------
+
+    /// When [`Hub::handle_timeout`] should next be called: the earliest deadline,
+    /// rounded up to `timer_granularity`. `None` when no deadline is pending.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.wheel.next_tick().map(|tick| self.wheel.instant_of(tick))
+    }
+
+    /// Fires every deadline that has passed by `now`: pings, pong and write deadlines,
+    /// handshake and close timeouts. Calling it again with the same `now` does nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.clock(now);
+        let mut due = std::mem::take(&mut self.due);
+        self.wheel.expire(now, &mut due);
+        for d in due.drain(..) {
+            let Some(session) = self.sessions.get_mut(d.index as usize) else { continue };
+            if session.serial != d.serial {
+                continue;
+            }
+            let Some(tick) = self.wheel.settle(&mut session.timers, d) else { continue };
+            let id = SessionId { index: d.index, serial: d.serial };
+            let _ = self.with(id, now, |s, ctx| ((), s.on_timer(ctx, d.kind, tick)));
+        }
+        self.due = due;
+    }
+
+    // ---- topics -----------------------------------------------------------------------
+
+    /// Subscribes a session to a topic; `false` if it already was (or is unknown/over).
+    pub fn subscribe(&mut self, id: SessionId, topic: &str) -> bool {
+        let Some(session) = self.get(id) else { return false };
+        if session.is_finished() || session.topics.iter().any(|(t, _)| &**t == topic) {
+            return false;
+        }
+        let membership = self.topics.subscribe(topic, id);
+        if let Some(s) = self.sessions.get_mut(id.index as usize) {
+            s.topics.push(membership);
+        }
+        true
+    }
+
+    /// Unsubscribes a session from a topic; `false` if it was not subscribed.
+    pub fn unsubscribe(&mut self, id: SessionId, topic: &str) -> bool {
+        let Some(session) = self.sessions.get_mut(id.index as usize).filter(|s| s.serial == id.serial)
+        else {
+            return false;
+        };
+        let Some(at) = session.topics.iter().position(|(t, _)| &**t == topic) else {
+            return false;
+        };
+        let (name, pos) = session.topics.swap_remove(at);
+        self.remove_member(&name, pos);
+        true
+    }
+
+    fn remove_member(&mut self, topic: &Arc<str>, pos: u32) {
+        if let Some(moved) = self.topics.remove(topic, pos) {
+            if let Some(s) = self.sessions.get_mut(moved.index as usize) {
+                if let Some(m) = s.topics.iter_mut().find(|(t, _)| Arc::ptr_eq(t, topic) || t == topic) {
+                    m.1 = pos;
+                }
+            }
+        }
+    }
+
+    fn leave_all_topics(&mut self, id: SessionId) {
+        let Some(session) = self.sessions.get_mut(id.index as usize) else { return };
+        let memberships = std::mem::take(&mut session.topics);
+        for (name, pos) in memberships {
+            self.remove_member(&name, pos);
+        }
+    }
+
+    /// The topics a session is subscribed to.
+    pub fn topics(&self, id: SessionId) -> impl Iterator<Item = &str> + '_ {
+        self.get(id).into_iter().flat_map(|s| s.topics.iter().map(|(t, _)| &**t))
+    }
+
+    /// How many sessions are subscribed to `topic`.
+    pub fn subscriber_count(&self, topic: &str) -> usize {
+        self.topics.subscribers(topic).len()
+    }
+
+    /// How many topics have at least one subscriber.
+    pub fn topic_count(&self) -> usize {
+        self.topics.topic_count()
+    }
+
+    // ---- inspection -------------------------------------------------------------------
+
+    /// Open sessions: connected and not over (closing ones included).
+    pub fn len(&self) -> usize {
+        self.open
+    }
+
+    /// Whether no session is open.
+    pub fn is_empty(&self) -> bool {
+        self.open == 0
+    }
+
+    /// Every connection the hub holds, from handshake to released.
+    pub fn connection_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The ids of the open sessions.
+    pub fn sessions(&self) -> impl Iterator<Item = SessionId> + '_ {
+        self.sessions
+            .iter()
+            .filter(|(_, s)| s.connected && !s.is_finished())
+            .map(|(i, s)| SessionId { index: i as u32, serial: s.serial })
+    }
+
+    /// A read-only view of a session.
+    pub fn session(&self, id: SessionId) -> Option<SessionView<'_, U>> {
+        self.get(id).map(|s| SessionView::new(id, s))
+    }
+
+    /// A session's state; `None` once released (or for an id of another hub).
+    pub fn state(&self, id: SessionId) -> Option<SessionState> {
+        self.get(id).map(Session::state)
+    }
+
+    /// Whether a session is closing, over or unknown (olahol/melody's `IsClosed`).
+    pub fn is_closed(&self, id: SessionId) -> bool {
+        !matches!(self.state(id), Some(SessionState::Open | SessionState::Handshake))
+    }
+
+    /// A session's user data.
+    pub fn user(&self, id: SessionId) -> Option<&U> {
+        self.get(id).map(|s| &s.user)
+    }
+
+    /// A session's user data, mutably.
+    pub fn user_mut(&mut self, id: SessionId) -> Option<&mut U> {
+        self.sessions.get_mut(id.index as usize).filter(|s| s.serial == id.serial).map(|s| &mut s.user)
+    }
+
+    /// A session's counters.
+    pub fn session_stats(&self, id: SessionId) -> Option<SessionStats> {
+        self.get(id).map(|s| SessionStats { queued: s.outbox.data_len(), ..s.stats })
+    }
+
+    /// The hub's counters.
+    pub fn stats(&self) -> HubStats {
+        self.stats
+    }
+}
+
+/// One fan-out in progress: the message, its bounds, the running counts.
+struct Fanout<'a> {
+    msg: &'a Prepared,
+    bounds: Bounds,
+    delivery: Delivery,
+    ready: &'a mut VecDeque<SessionId>,
+}
+
+impl Fanout<'_> {
+    fn deliver<U>(&mut self, id: SessionId, session: &mut Session<U>, ctx: &mut Ctx<'_>) {
+        if session.serial != id.serial {
+            self.delivery.closed += 1;
+            return;
+        }
+        ctx.index = id.index;
+        count(&mut self.delivery, session.send(ctx, self.msg, self.bounds));
+        if !session.ready && session.wants_service() {
+            session.ready = true;
+            self.ready.push_back(id);
+        }
+    }
+}
+
+fn count(delivery: &mut Delivery, admit: Admit) {
+    match admit {
+        Admit::Queued { evicted } => {
+            delivery.queued += 1;
+            delivery.dropped += evicted;
+        }
+        Admit::Dropped => delivery.dropped += 1,
+        Admit::Disconnect { discarded } => {
+            delivery.dropped += 1 + discarded;
+            delivery.disconnected += 1;
+        }
+        Admit::Closed => delivery.closed += 1,
+    }
+}

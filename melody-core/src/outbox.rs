@@ -1,0 +1,288 @@
+//! A session's outbound queue: a control lane written first, a bounded data lane, the
+//! final close frame, and the bytes handed to the transport but not yet confirmed.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use crate::config::DropPolicy;
+use crate::prepared::Prepared;
+
+/// Most buffers handed out by one `poll_transmit` (Linux's `IOV_MAX` is 1024).
+pub(crate) const MAX_TRANSMIT_ITEMS: usize = 1024;
+
+/// What happened to one message offered to the data lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admit {
+    /// Queued; `evicted` older messages were dropped to make room.
+    Queued { evicted: usize },
+    /// The lane is full and the policy refused the message.
+    Dropped,
+    /// The lane is full and the policy says to disconnect the session; `discarded`
+    /// queued messages were dropped with the new one.
+    Disconnect { discarded: usize },
+    /// The lane is sealed by a close: no data is accepted any more.
+    Closed,
+}
+
+/// Bounds of the data lane.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bounds {
+    pub(crate) messages: usize,
+    pub(crate) bytes: Option<usize>,
+    pub(crate) policy: DropPolicy,
+}
+
+#[derive(Debug)]
+enum Flight {
+    Control,
+    Data(Prepared),
+    Close,
+}
+
+/// Something the transport finished writing.
+#[derive(Debug)]
+pub(crate) enum Completed {
+    /// A data message, fully written.
+    Data(Prepared),
+    /// The close frame, fully written.
+    Close,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    control: VecDeque<Bytes>,
+    /// The latest unsent pong: a ping flood cannot grow the control lane.
+    pong: Option<Bytes>,
+    data: VecDeque<Prepared>,
+    close: Option<Bytes>,
+    sealed: bool,
+    /// Handed to the transport, in order, with their lengths.
+    in_flight: VecDeque<(usize, Flight)>,
+    /// Bytes of the first in-flight buffer already written.
+    front_written: usize,
+    data_in_flight: usize,
+    /// Wire bytes of data messages queued or in flight.
+    data_bytes: usize,
+}
+
+impl Outbox {
+    pub(crate) fn push_control(&mut self, frame: Bytes) {
+        self.control.push_back(frame);
+    }
+
+    /// Replaces any pong not yet handed out.
+    pub(crate) fn push_pong(&mut self, frame: Bytes) {
+        self.pong = Some(frame);
+    }
+
+    /// Whether a ping is already waiting in the control lane (pings are not stacked).
+    pub(crate) fn has_queued_control(&self) -> bool {
+        !self.control.is_empty()
+    }
+
+    /// Data messages queued or in flight: what counts against the bound.
+    pub(crate) fn data_len(&self) -> usize {
+        self.data.len() + self.data_in_flight
+    }
+
+    pub(crate) fn is_sealed(&self) -> bool {
+        self.sealed
+    }
+
+    /// Whether anything is queued or in flight.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.in_flight.is_empty() && !self.has_unsent()
+    }
+
+    /// Whether anything waits to be handed to the transport.
+    pub(crate) fn has_unsent(&self) -> bool {
+        !self.control.is_empty()
+            || self.pong.is_some()
+            || !self.data.is_empty()
+            || self.close.is_some()
+    }
+
+    /// Offers a data message under the bounds and policy.
+    pub(crate) fn push_data(&mut self, msg: &Prepared, bounds: Bounds) -> Admit {
+        if self.sealed {
+            return Admit::Closed;
+        }
+        let len = msg.wire_len();
+        let fits = |this: &Self| {
+            this.data_len() < bounds.messages
+                && bounds.bytes.is_none_or(|max| this.data_bytes + len <= max)
+        };
+        let mut evicted = 0;
+        if !fits(self) {
+            match bounds.policy {
+                DropPolicy::DropNewest => return Admit::Dropped,
+                DropPolicy::Disconnect => return Admit::Disconnect { discarded: 0 },
+                DropPolicy::DropOldest => {
+                    while !fits(self) {
+                        match self.data.pop_front() {
+                            Some(old) => {
+                                self.data_bytes -= old.wire_len();
+                                evicted += 1;
+                            }
+                            // Only in-flight data is left, which is never evicted.
+                            None => return Admit::Dropped,
+                        }
+                    }
+                }
+            }
+        }
+        self.data_bytes += len;
+        self.data.push_back(msg.clone());
+        Admit::Queued { evicted }
+    }
+
+    /// Discards the queued (not in-flight) data; returns how many messages.
+    pub(crate) fn discard_queued_data(&mut self) -> usize {
+        let n = self.data.len();
+        for msg in self.data.drain(..) {
+            self.data_bytes -= msg.wire_len();
+        }
+        n
+    }
+
+    /// Seals the data lane and queues the close frame behind the data already queued.
+    /// Returns `false` (and queues nothing) when already sealed.
+    pub(crate) fn seal_with_close(&mut self, frame: Bytes) -> bool {
+        if self.sealed {
+            return false;
+        }
+        self.sealed = true;
+        self.close = Some(frame);
+        true
+    }
+
+    /// Moves what waits into `out`, control first, then the pong, data, the close frame.
+    pub(crate) fn transmit(&mut self, out: &mut Vec<Bytes>) -> usize {
+        let mut moved = 0;
+        while moved < MAX_TRANSMIT_ITEMS {
+            let (bytes, flight) = if let Some(c) = self.control.pop_front() {
+                (c, Flight::Control)
+            } else if let Some(p) = self.pong.take() {
+                (p, Flight::Control)
+            } else if let Some(d) = self.data.pop_front() {
+                self.data_in_flight += 1;
+                (d.frame().clone(), Flight::Data(d))
+            } else if let Some(c) = self.close.take() {
+                (c, Flight::Close)
+            } else {
+                break;
+            };
+            self.in_flight.push_back((bytes.len(), flight));
+            out.push(bytes);
+            moved += 1;
+        }
+        moved
+    }
+
+    /// Accounts `n` bytes written by the transport, reporting each finished item.
+    pub(crate) fn transmitted(&mut self, mut n: usize, mut done: impl FnMut(Completed)) {
+        while n > 0 {
+            let Some((len, _)) = self.in_flight.front() else { break };
+            let left = len - self.front_written;
+            if n < left {
+                self.front_written += n;
+                return;
+            }
+            n -= left;
+            self.front_written = 0;
+            if let Some((len, flight)) = self.in_flight.pop_front() {
+                match flight {
+                    Flight::Control => {}
+                    Flight::Data(msg) => {
+                        self.data_in_flight -= 1;
+                        self.data_bytes -= len;
+                        done(Completed::Data(msg));
+                    }
+                    Flight::Close => done(Completed::Close),
+                }
+            }
+        }
+    }
+
+    /// Empties everything; returns how many data messages were never fully written.
+    pub(crate) fn clear(&mut self) -> usize {
+        let lost = self.data.len() + self.data_in_flight;
+        *self = Outbox { sealed: true, ..Outbox::default() };
+        lost
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bounds(messages: usize, policy: DropPolicy) -> Bounds {
+        Bounds { messages, bytes: None, policy }
+    }
+
+    fn frames(out: &[Bytes]) -> Vec<Vec<u8>> {
+        out.iter().map(|b| b.to_vec()).collect()
+    }
+
+    #[test]
+    fn drop_newest_refuses_when_full_counting_in_flight() {
+        let mut o = Outbox::default();
+        let b = bounds(2, DropPolicy::DropNewest);
+        assert_eq!(o.push_data(&Prepared::text("a"), b), Admit::Queued { evicted: 0 });
+        let mut out = Vec::new();
+        o.transmit(&mut out);
+        assert_eq!(o.push_data(&Prepared::text("b"), b), Admit::Queued { evicted: 0 });
+        assert_eq!(o.push_data(&Prepared::text("c"), b), Admit::Dropped, "a in flight + b queued");
+    }
+
+    #[test]
+    fn drop_oldest_never_evicts_in_flight() {
+        let mut o = Outbox::default();
+        let b = bounds(2, DropPolicy::DropOldest);
+        let _ = o.push_data(&Prepared::text("a"), b);
+        let mut out = Vec::new();
+        o.transmit(&mut out);
+        let _ = o.push_data(&Prepared::text("b"), b);
+        assert_eq!(o.push_data(&Prepared::text("c"), b), Admit::Queued { evicted: 1 });
+        out.clear();
+        o.transmit(&mut out);
+        assert_eq!(frames(&out), vec![Prepared::text("c").frame().to_vec()]);
+        let mut o = Outbox::default();
+        let b1 = bounds(1, DropPolicy::DropOldest);
+        let _ = o.push_data(&Prepared::text("a"), b1);
+        o.transmit(&mut out);
+        assert_eq!(o.push_data(&Prepared::text("b"), b1), Admit::Dropped);
+    }
+
+    #[test]
+    fn byte_bound_applies() {
+        let mut o = Outbox::default();
+        let b = Bounds { messages: 100, bytes: Some(10), policy: DropPolicy::DropNewest };
+        assert_eq!(o.push_data(&Prepared::text("12345"), b), Admit::Queued { evicted: 0 });
+        assert_eq!(o.push_data(&Prepared::text("12345"), b), Admit::Dropped, "7 + 7 > 10");
+    }
+
+    #[test]
+    fn control_goes_first_close_last_and_partial_writes_resume() {
+        let mut o = Outbox::default();
+        let b = bounds(8, DropPolicy::DropNewest);
+        let _ = o.push_data(&Prepared::text("data"), b);
+        assert!(o.seal_with_close(Bytes::from_static(b"CLOSE")));
+        o.push_control(Bytes::from_static(b"PING"));
+        o.push_pong(Bytes::from_static(b"PONG1"));
+        o.push_pong(Bytes::from_static(b"PONG2"));
+        assert_eq!(o.push_data(&Prepared::text("late"), b), Admit::Closed);
+        let mut out = Vec::new();
+        assert_eq!(o.transmit(&mut out), 4);
+        assert_eq!(&out[0][..], b"PING");
+        assert_eq!(&out[1][..], b"PONG2");
+        assert_eq!(&out[3][..], b"CLOSE");
+        let mut done = Vec::new();
+        o.transmitted(4 + 5 + 3, |c| done.push(c));
+        assert!(done.is_empty(), "data frame only partly written");
+        o.transmitted(3 + 5, |c| done.push(c));
+        assert!(matches!(done[..], [Completed::Data(_), Completed::Close]));
+        assert!(o.is_empty());
+    }
+}

@@ -1,0 +1,595 @@
+//! One session's protocol state: handshake, frames through tungstenite, close, finish.
+//!
+//! Hub-wide concerns (the registry, topics, the timer wheel, the ready queue) live in
+//! `hub.rs`; this file only changes one session and reports what it did.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::frame::{CloseFrame, Utf8Bytes};
+use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
+use tungstenite::{Error as WsError, Message};
+
+use crate::error::{HandshakeRejection, SessionError};
+use crate::event::Event;
+use crate::handshake::{self, Accept, Parsed, Request};
+use crate::outbox::{Admit, Bounds, Completed, Outbox};
+use crate::prepared::{close_frame, truncate_reason, Prepared};
+use crate::timers::{SessionTimers, Tick, TimerKind, TimerWheel, NEVER};
+use crate::topics::Membership;
+use crate::view::{self, View};
+
+/// Identifies a session within its [`Hub`](crate::Hub). Ids carry a serial number, so
+/// the id of a released session never names the session that reuses its slot.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId {
+    pub(crate) index: u32,
+    pub(crate) serial: u32,
+}
+
+impl SessionId {
+    /// A number unique among live sessions (the slot), for logs and maps.
+    pub fn index(self) -> u32 {
+        self.index
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionId({}.{})", self.index, self.serial)
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.index, self.serial)
+    }
+}
+
+/// Where a connection comes from and arrives at, as the transport knows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// The peer's address.
+    pub remote_addr: Option<SocketAddr>,
+    /// Our address.
+    pub local_addr: Option<SocketAddr>,
+}
+
+/// Counters of one session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Text and binary messages received.
+    pub received: u64,
+    /// Data messages fully written to the transport.
+    pub sent: u64,
+    /// Data messages dropped: refused or evicted by the drop policy, discarded on a
+    /// slow-consumer disconnect, or left unwritten when the session ended.
+    pub dropped: u64,
+    /// Data messages queued or in flight now.
+    pub queued: usize,
+}
+
+/// The lifecycle stage of a session, as seen from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    /// Waiting for (or answering) the HTTP upgrade.
+    Handshake,
+    /// Connected: messages flow both ways.
+    Open,
+    /// A close frame is queued or sent; no data is accepted any more.
+    Closing,
+    /// Over: the `Disconnect` event has been queued.
+    Finished,
+}
+
+pub(crate) enum Phase {
+    Handshake { buf: Vec<u8> },
+    Open { ws: Box<WebSocketContext>, reading: bool },
+    Finished,
+}
+
+/// What the hub must do after a session changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Outcome {
+    /// The session just connected (count it as open).
+    pub(crate) connected: bool,
+    /// The session just finished (remove it from topics, uncount it).
+    pub(crate) finished: bool,
+    /// The handshake was refused.
+    pub(crate) rejected: bool,
+    /// Data messages left unwritten when the session finished.
+    pub(crate) undelivered: u64,
+}
+
+impl Outcome {
+    fn merge(&mut self, other: Outcome) {
+        self.connected |= other.connected;
+        self.finished |= other.finished;
+        self.rejected |= other.rejected;
+        self.undelivered += other.undelivered;
+    }
+}
+
+pub(crate) struct Meta {
+    pub(crate) request: Option<Request>,
+    pub(crate) info: ConnectionInfo,
+    pub(crate) protocol: Option<String>,
+}
+
+pub(crate) struct Session<U> {
+    pub(crate) serial: u32,
+    pub(crate) phase: Phase,
+    pub(crate) outbox: Outbox,
+    pub(crate) events: VecDeque<Event>,
+    pub(crate) timers: SessionTimers,
+    pub(crate) meta: Box<Meta>,
+    pub(crate) user: U,
+    pub(crate) topics: Vec<Membership>,
+    pub(crate) stats: SessionStats,
+    /// Queued in the hub's ready list.
+    pub(crate) ready: bool,
+    /// `Connect` was emitted (and the session counted as open).
+    pub(crate) connected: bool,
+    /// Our close frame (or error response) has been written out.
+    close_written: bool,
+    /// After our close frame is written, wait for the peer's before finishing.
+    await_peer_close: bool,
+    peer_closed: bool,
+}
+
+/// The context every session operation needs from the hub.
+pub(crate) struct Ctx<'a> {
+    pub(crate) now: Instant,
+    pub(crate) index: u32,
+    pub(crate) config: &'a crate::Config,
+    pub(crate) ws_config: WebSocketConfig,
+    pub(crate) wheel: &'a mut TimerWheel,
+    pub(crate) scratch: &'a mut Vec<u8>,
+}
+
+impl Ctx<'_> {
+    fn arm<U>(&mut self, session: &mut Session<U>, kind: TimerKind, at: Instant) {
+        self.wheel.arm(&mut session.timers, self.index, session.serial, kind, at);
+    }
+}
+
+/// What `poll_transmit` asks of the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Transmit {
+    /// Nothing to write now.
+    Idle,
+    /// This many buffers were appended to `out`: write them in order, then report the
+    /// bytes written with `on_transmitted`.
+    Write(usize),
+    /// The session is over: close the transport (after writing anything still held)
+    /// and, once its `Disconnect` event is taken, release the id.
+    Finished,
+}
+
+impl<U> Session<U> {
+    pub(crate) fn new(serial: u32, info: ConnectionInfo, user: U) -> Self {
+        Session {
+            serial,
+            phase: Phase::Handshake { buf: Vec::new() },
+            outbox: Outbox::default(),
+            events: VecDeque::new(),
+            timers: SessionTimers::default(),
+            meta: Box::new(Meta { request: None, info, protocol: None }),
+            user,
+            topics: Vec::new(),
+            stats: SessionStats::default(),
+            ready: false,
+            connected: false,
+            close_written: false,
+            await_peer_close: false,
+            peer_closed: false,
+        }
+    }
+
+    pub(crate) fn state(&self) -> SessionState {
+        match self.phase {
+            Phase::Handshake { .. } => SessionState::Handshake,
+            Phase::Open { .. } if self.outbox.is_sealed() => SessionState::Closing,
+            Phase::Open { .. } => SessionState::Open,
+            Phase::Finished => SessionState::Finished,
+        }
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        matches!(self.phase, Phase::Finished)
+    }
+
+    /// Needs its driver: events to take, bytes to hand out, or a transport to close.
+    pub(crate) fn wants_service(&self) -> bool {
+        !self.events.is_empty() || self.outbox.has_unsent() || self.is_finished()
+    }
+
+    pub(crate) fn start(&mut self, ctx: &mut Ctx<'_>) {
+        let at = ctx.now + ctx.config.handshake_timeout;
+        ctx.arm(self, TimerKind::Handshake, at);
+    }
+
+    // ---- handshake ----------------------------------------------------------------
+
+    /// Feeds handshake bytes; on a complete request, validates and answers it.
+    /// `at_capacity` says the session cap is reached.
+    pub(crate) fn handle_handshake_input(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        input: &[u8],
+        at_capacity: bool,
+    ) -> Outcome {
+        let Phase::Handshake { buf } = &mut self.phase else { return Outcome::default() };
+        if self.outbox.is_sealed() {
+            // Answering a refused handshake: whatever else arrives is ignored.
+            return Outcome::default();
+        }
+        let room = ctx.config.max_handshake_size.saturating_sub(buf.len());
+        // One byte beyond the limit lets an oversized request be told from a partial one.
+        let take = input.len().min(room + 1);
+        buf.extend_from_slice(&input[..take]);
+        let (request, leftover) = match handshake::parse(buf, ctx.config.max_handshake_size) {
+            Parsed::Partial => return Outcome::default(),
+            Parsed::Invalid(rejection) => {
+                self.reject(ctx, rejection);
+                return Outcome { rejected: true, ..Outcome::default() };
+            }
+            Parsed::Complete { request, len } => {
+                let mut leftover = buf.split_off(len);
+                leftover.extend_from_slice(&input[take..]);
+                (request, leftover)
+            }
+        };
+        let accepted = match handshake::validate(&request, ctx.config) {
+            Ok(_) if at_capacity => Err(HandshakeRejection::new(
+                tungstenite::http::StatusCode::SERVICE_UNAVAILABLE,
+                "session limit reached, try again later",
+            )),
+            other => other,
+        };
+        match accepted {
+            Ok(accept) => {
+                self.outbox.push_control(handshake::switching_protocols(&accept));
+                self.establish(ctx, request, accept, leftover)
+            }
+            Err(rejection) => {
+                self.reject(ctx, rejection);
+                Outcome { rejected: true, ..Outcome::default() }
+            }
+        }
+    }
+
+    fn reject(&mut self, ctx: &mut Ctx<'_>, rejection: HandshakeRejection) {
+        let response = handshake::error_response(&rejection);
+        self.events.push_back(Event::Error(SessionError::Handshake(rejection)));
+        self.outbox.seal_with_close(response);
+        self.await_peer_close = false;
+        // The handshake deadline stays armed: it now bounds the writing of the answer.
+        let _ = ctx;
+    }
+
+    /// Enters the open phase (after our 101, or after an HTTP framework's upgrade).
+    pub(crate) fn establish(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        request: Request,
+        accept: Accept,
+        leftover: Vec<u8>,
+    ) -> Outcome {
+        self.meta.request = Some(request);
+        self.meta.protocol = accept.protocol;
+        let ws = if leftover.is_empty() {
+            WebSocketContext::new(Role::Server, Some(ctx.ws_config))
+        } else {
+            WebSocketContext::from_partially_read(leftover, Role::Server, Some(ctx.ws_config))
+        };
+        self.phase = Phase::Open { ws: Box::new(ws), reading: true };
+        self.connected = true;
+        self.timers.disarm(TimerKind::Handshake);
+        let (ping_at, pong_at) = (ctx.now + ctx.config.ping_period, ctx.now + ctx.config.pong_wait);
+        ctx.arm(self, TimerKind::Ping, ping_at);
+        ctx.arm(self, TimerKind::Pong, pong_at);
+        self.events.push_back(Event::Connect);
+        let mut outcome = Outcome { connected: true, ..Outcome::default() };
+        // Frames that came with the request are already in tungstenite's buffer.
+        outcome.merge(self.handle_frames(ctx, &[]));
+        outcome
+    }
+
+    // ---- frames -------------------------------------------------------------------
+
+    /// Feeds WebSocket bytes through tungstenite, turning messages into events.
+    pub(crate) fn handle_frames(&mut self, ctx: &mut Ctx<'_>, input: &[u8]) -> Outcome {
+        let Phase::Open { ws, reading } = &mut self.phase else { return Outcome::default() };
+        if !*reading {
+            return Outcome::default();
+        }
+        ctx.scratch.clear();
+        let mut view = View::new(input, ctx.scratch);
+        let mut failure = None;
+        let mut pong = false;
+        loop {
+            match ws.read(&mut view) {
+                Ok(Message::Text(text)) => {
+                    self.stats.received += 1;
+                    self.events.push_back(Event::Text(text));
+                }
+                Ok(Message::Binary(data)) => {
+                    self.stats.received += 1;
+                    self.events.push_back(Event::Binary(data));
+                }
+                Ok(Message::Pong(data)) => {
+                    pong = true;
+                    self.events.push_back(Event::Pong(data));
+                }
+                Ok(Message::Close(frame)) => {
+                    let (code, reason) = match frame {
+                        Some(CloseFrame { code, reason }) => (code, reason),
+                        None => (CloseCode::Status, Utf8Bytes::default()),
+                    };
+                    self.events.push_back(Event::Close { code, reason });
+                    self.peer_closed = true;
+                }
+                // tungstenite queues the pong itself and writes it on the next read.
+                Ok(Message::Ping(_)) | Ok(Message::Frame(_)) => {}
+                Err(WsError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    // The orderly end of a close handshake maps to no error.
+                    failure = SessionError::from_tungstenite(e);
+                    *reading = false;
+                    break;
+                }
+            }
+        }
+        if pong {
+            let at = ctx.now + ctx.config.pong_wait;
+            ctx.arm(self, TimerKind::Pong, at);
+        }
+        self.route_written(ctx, false);
+        if let Some(err) = failure {
+            return self.fail(ctx, err);
+        }
+        if self.peer_closed {
+            return self.after_peer_close(ctx);
+        }
+        Outcome::default()
+    }
+
+    /// Sorts the frames tungstenite wrote into our lanes: a pong replaces any unsent one
+    /// (a ping flood cannot grow the outbox), a close frame goes behind the queued data.
+    fn route_written(&mut self, ctx: &mut Ctx<'_>, close_is_ours: bool) {
+        let mut rest: &[u8] = ctx.scratch;
+        while let Some((opcode, len)) = view::next_frame(rest) {
+            let frame = Bytes::copy_from_slice(&rest[..len]);
+            rest = &rest[len..];
+            match opcode {
+                view::OP_PONG => self.outbox.push_pong(frame),
+                view::OP_CLOSE => {
+                    if self.outbox.seal_with_close(frame) {
+                        self.await_peer_close = close_is_ours;
+                        self.on_sealed();
+                    }
+                }
+                _ => self.outbox.push_control(frame),
+            }
+        }
+        ctx.scratch.clear();
+    }
+
+    /// Keepalive stops once the session is closing.
+    fn on_sealed(&mut self) {
+        self.timers.disarm(TimerKind::Ping);
+        self.timers.disarm(TimerKind::Pong);
+    }
+
+    fn after_peer_close(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
+        if self.close_written {
+            return self.finish(ctx, None);
+        }
+        Outcome::default()
+    }
+
+    // ---- output -------------------------------------------------------------------
+
+    /// Offers a data message to the outbox.
+    pub(crate) fn send(&mut self, ctx: &mut Ctx<'_>, msg: &Prepared, bounds: Bounds) -> Admit {
+        if !matches!(self.phase, Phase::Open { .. }) {
+            return Admit::Closed;
+        }
+        let admit = self.outbox.push_data(msg, bounds);
+        match admit {
+            Admit::Queued { evicted } => self.count_drops(evicted as u64),
+            Admit::Dropped => self.count_drops(1),
+            Admit::Disconnect { .. } => {
+                let discarded = self.outbox.discard_queued_data();
+                self.count_drops(1 + discarded as u64);
+                self.events.push_back(Event::Error(SessionError::SlowConsumer));
+                self.close(ctx, CloseCode::Policy, "slow consumer: outbox full");
+                self.sync_write_timer(ctx);
+                return Admit::Disconnect { discarded };
+            }
+            Admit::Closed => {}
+        }
+        self.sync_write_timer(ctx);
+        admit
+    }
+
+    fn count_drops(&mut self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.stats.dropped += n;
+        if let Some(Event::Dropped { count }) = self.events.back_mut() {
+            *count += n;
+        } else {
+            self.events.push_back(Event::Dropped { count: n });
+        }
+    }
+
+    /// Starts the closing handshake: the close frame goes out after the queued data.
+    /// Returns `false` if the session was already closing or over.
+    pub(crate) fn close(&mut self, ctx: &mut Ctx<'_>, code: CloseCode, reason: &str) -> bool {
+        match &mut self.phase {
+            Phase::Handshake { .. } => {
+                self.finish(ctx, None);
+                true
+            }
+            Phase::Open { ws, .. } if !self.outbox.is_sealed() => {
+                let frame =
+                    CloseFrame { code, reason: Utf8Bytes::from(truncate_reason(reason).to_owned()) };
+                ctx.scratch.clear();
+                let mut view = View::new(&[], ctx.scratch);
+                // Writing into memory cannot block; an error means tungstenite already
+                // considers the connection closed, and our own frame is used instead.
+                if ws.close(&mut view, Some(frame)).is_err() || ctx.scratch.is_empty() {
+                    ctx.scratch.clear();
+                    ctx.scratch.extend_from_slice(&close_frame(code, reason));
+                }
+                self.route_written(ctx, true);
+                self.sync_write_timer(ctx);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Moves pending buffers into `out`.
+    pub(crate) fn poll_transmit(&mut self, ctx: &mut Ctx<'_>, out: &mut Vec<bytes::Bytes>) -> Transmit {
+        if self.is_finished() {
+            return Transmit::Finished;
+        }
+        let n = self.outbox.transmit(out);
+        self.sync_write_timer(ctx);
+        if n == 0 { Transmit::Idle } else { Transmit::Write(n) }
+    }
+
+    /// Accounts bytes the transport wrote.
+    pub(crate) fn on_transmitted(&mut self, ctx: &mut Ctx<'_>, n: usize) -> Outcome {
+        if n == 0 || self.is_finished() {
+            return Outcome::default();
+        }
+        let mut close_done = false;
+        let sent_events = ctx.config.sent_events;
+        let (events, stats) = (&mut self.events, &mut self.stats);
+        self.outbox.transmitted(n, |done| match done {
+            Completed::Data(msg) => {
+                stats.sent += 1;
+                if sent_events {
+                    events.push_back(Event::Sent { kind: msg.kind(), payload: msg.payload() });
+                }
+            }
+            Completed::Close => close_done = true,
+        });
+        // Progress: the write deadline starts again (or ends, if all is written).
+        self.timers.disarm(TimerKind::Write);
+        self.sync_write_timer(ctx);
+        if close_done {
+            self.close_written = true;
+            if !self.connected || !self.await_peer_close || self.peer_closed {
+                return self.finish(ctx, None);
+            }
+            let at = ctx.now + ctx.config.close_timeout;
+            ctx.arm(self, TimerKind::Close, at);
+        }
+        Outcome::default()
+    }
+
+    pub(crate) fn sync_write_timer(&mut self, ctx: &mut Ctx<'_>) {
+        if self.outbox.is_empty() {
+            self.timers.disarm(TimerKind::Write);
+        } else if self.timers.deadline(TimerKind::Write) == NEVER {
+            let at = ctx.now + ctx.config.write_wait;
+            ctx.arm(self, TimerKind::Write, at);
+        }
+    }
+
+    // ---- time and failure ---------------------------------------------------------
+
+    /// A deadline of `kind` (due at `tick`) has passed.
+    pub(crate) fn on_timer(&mut self, ctx: &mut Ctx<'_>, kind: TimerKind, tick: Tick) -> Outcome {
+        match kind {
+            TimerKind::Ping => {
+                if self.state() == SessionState::Open {
+                    if !self.outbox.has_queued_control() {
+                        self.outbox.push_control(crate::prepared::ping_frame());
+                    }
+                    let next = ctx.wheel.instant_of(tick) + ctx.config.ping_period;
+                    ctx.arm(self, TimerKind::Ping, next);
+                    self.sync_write_timer(ctx);
+                }
+                Outcome::default()
+            }
+            TimerKind::Handshake => {
+                if matches!(self.phase, Phase::Handshake { .. }) {
+                    return self.fail(ctx, SessionError::HandshakeTimeout);
+                }
+                Outcome::default()
+            }
+            TimerKind::Pong => self.fail(ctx, SessionError::PongTimeout),
+            TimerKind::Write => self.fail(ctx, SessionError::WriteTimeout),
+            TimerKind::Close => self.fail(ctx, SessionError::CloseTimeout),
+        }
+    }
+
+    /// The transport reached end of file.
+    pub(crate) fn handle_eof(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
+        match self.phase {
+            Phase::Finished => Outcome::default(),
+            // A handshake that never completed, or a close we started: nothing went wrong.
+            Phase::Handshake { .. } => self.finish(ctx, None),
+            Phase::Open { .. } if self.close_written || self.peer_closed => self.finish(ctx, None),
+            Phase::Open { .. } => self.finish(ctx, Some(SessionError::PeerGone)),
+        }
+    }
+
+    /// The transport failed.
+    pub(crate) fn handle_io_error(&mut self, ctx: &mut Ctx<'_>, err: &std::io::Error) -> Outcome {
+        if self.is_finished() {
+            return Outcome::default();
+        }
+        self.finish(ctx, Some(SessionError::from_io(err)))
+    }
+
+    /// Reports `err`; closes with its code if one can still be sent, else ends now.
+    fn fail(&mut self, ctx: &mut Ctx<'_>, err: SessionError) -> Outcome {
+        let code = err.close_code();
+        let open = matches!(self.phase, Phase::Open { .. });
+        match code {
+            Some(code) if open && !self.outbox.is_sealed() => {
+                let reason = err.to_string();
+                self.events.push_back(Event::Error(err));
+                if let Phase::Open { reading, .. } = &mut self.phase {
+                    *reading = false;
+                }
+                self.outbox.seal_with_close(close_frame(code, &reason));
+                self.await_peer_close = false;
+                self.on_sealed();
+                self.sync_write_timer(ctx);
+                Outcome::default()
+            }
+            _ => self.finish(ctx, Some(err)),
+        }
+    }
+
+    /// Ends the session: drops what was not written (counted), emits the last events.
+    pub(crate) fn finish(&mut self, ctx: &mut Ctx<'_>, err: Option<SessionError>) -> Outcome {
+        let _ = ctx;
+        if self.is_finished() {
+            return Outcome::default();
+        }
+        self.phase = Phase::Finished;
+        self.timers.disarm_all();
+        let undelivered = self.outbox.clear();
+        self.stats.dropped += undelivered as u64;
+        if let Some(err) = err {
+            self.events.push_back(Event::Error(err));
+        }
+        self.events.push_back(Event::Disconnect { undelivered });
+        Outcome { finished: true, undelivered: undelivered as u64, ..Outcome::default() }
+    }
+}

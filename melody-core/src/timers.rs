@@ -1,0 +1,316 @@
+//! Deadline scheduling: a hashed timing wheel with one slot per `timer_granularity`.
+//!
+//! Each session keeps, per timer kind, its true deadline and the tick of the one wheel
+//! entry that stands for it. Moving a deadline later (a pong, write progress) touches
+//! only the session: when the old entry comes due it is re-inserted at the new
+//! deadline. So a session never has more than one live entry per kind, however often
+//! its deadlines move, and insertion is O(1) in any order. (A FIFO per kind, tried
+//! first, cannot re-insert a moved deadline in order without losing exactness.)
+
+use std::time::{Duration, Instant};
+
+/// The kinds of deadline a session can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum TimerKind {
+    /// The handshake must complete.
+    Handshake = 0,
+    /// Time to send the next ping.
+    Ping = 1,
+    /// A pong must have arrived.
+    Pong = 2,
+    /// Pending bytes must make progress.
+    Write = 3,
+    /// The peer must answer our close frame.
+    Close = 4,
+}
+
+pub(crate) const TIMER_KINDS: usize = 5;
+
+/// A tick number: the wheel's time unit, counted from the hub's creation.
+pub(crate) type Tick = u64;
+
+/// Marks "no deadline" and "no entry".
+pub(crate) const NEVER: Tick = Tick::MAX;
+
+/// A session's deadlines, as ticks.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionTimers {
+    /// The true deadline of each kind, or `NEVER`.
+    deadline: [Tick; TIMER_KINDS],
+    /// The tick of the wheel entry standing for each kind, or `NEVER`.
+    scheduled: [Tick; TIMER_KINDS],
+}
+
+impl Default for SessionTimers {
+    fn default() -> Self {
+        SessionTimers { deadline: [NEVER; TIMER_KINDS], scheduled: [NEVER; TIMER_KINDS] }
+    }
+}
+
+impl SessionTimers {
+    pub(crate) fn deadline(&self, kind: TimerKind) -> Tick {
+        self.deadline[kind as usize]
+    }
+
+    pub(crate) fn disarm(&mut self, kind: TimerKind) {
+        self.deadline[kind as usize] = NEVER;
+    }
+
+    pub(crate) fn disarm_all(&mut self) {
+        self.deadline = [NEVER; TIMER_KINDS];
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    tick: Tick,
+    index: u32,
+    serial: u32,
+    kind: TimerKind,
+}
+
+/// A due timer: the session (slab index and serial) and the kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Due {
+    pub(crate) index: u32,
+    pub(crate) serial: u32,
+    pub(crate) kind: TimerKind,
+    pub(crate) tick: Tick,
+}
+
+const SLOTS: usize = 4096;
+const MASK: u64 = SLOTS as u64 - 1;
+const WORDS: usize = SLOTS / 64;
+
+/// The wheel. Entries for deadlines beyond one revolution wait in their slot until
+/// their round comes.
+pub(crate) struct TimerWheel {
+    origin: Instant,
+    granularity_nanos: u128,
+    granularity: Duration,
+    slots: Vec<Vec<Entry>>,
+    /// One bit per non-empty slot, to find the next deadline without scanning slots.
+    occupied: [u64; WORDS],
+    /// Every tick before this one has been processed.
+    cursor: Tick,
+    len: usize,
+}
+
+impl TimerWheel {
+    pub(crate) fn new(origin: Instant, granularity: Duration) -> Self {
+        TimerWheel {
+            origin,
+            granularity_nanos: granularity.as_nanos().max(1),
+            granularity,
+            slots: (0..SLOTS).map(|_| Vec::new()).collect(),
+            occupied: [0; WORDS],
+            cursor: 0,
+            len: 0,
+        }
+    }
+
+    /// The first tick at or after `at` (deadlines are rounded up, never early).
+    pub(crate) fn tick_at_or_after(&self, at: Instant) -> Tick {
+        let nanos = at.saturating_duration_since(self.origin).as_nanos();
+        let tick = nanos.div_ceil(self.granularity_nanos);
+        Tick::try_from(tick).unwrap_or(NEVER - 1)
+    }
+
+    /// The last tick at or before `now`.
+    pub(crate) fn tick_at_or_before(&self, now: Instant) -> Tick {
+        let nanos = now.saturating_duration_since(self.origin).as_nanos();
+        Tick::try_from(nanos / self.granularity_nanos).unwrap_or(NEVER - 1)
+    }
+
+    /// The instant a tick stands for.
+    pub(crate) fn instant_of(&self, tick: Tick) -> Instant {
+        let offset = self.granularity.saturating_mul(u32::try_from(tick).unwrap_or(u32::MAX));
+        self.origin.checked_add(offset).unwrap_or(self.origin)
+    }
+
+    /// Sets a session's deadline of `kind` to `at`, inserting an entry only when no
+    /// entry already stands for an earlier or equal tick.
+    pub(crate) fn arm(
+        &mut self,
+        timers: &mut SessionTimers,
+        index: u32,
+        serial: u32,
+        kind: TimerKind,
+        at: Instant,
+    ) {
+        let tick = self.tick_at_or_after(at);
+        timers.deadline[kind as usize] = tick;
+        if timers.scheduled[kind as usize] > tick {
+            timers.scheduled[kind as usize] = tick;
+            self.insert(Entry { tick, index, serial, kind });
+        }
+    }
+
+    fn insert(&mut self, mut entry: Entry) {
+        // A deadline already past is handled at the next expiry, not lost behind the cursor.
+        entry.tick = entry.tick.max(self.cursor);
+        let slot = (entry.tick & MASK) as usize;
+        self.slots[slot].push(entry);
+        self.occupied[slot / 64] |= 1 << (slot % 64);
+        self.len += 1;
+    }
+
+    /// Moves the cursor up to `now`, appending every entry whose tick has come to `out`.
+    /// The caller then calls [`TimerWheel::settle`] for each.
+    pub(crate) fn expire(&mut self, now: Instant, out: &mut Vec<Due>) {
+        let now_tick = self.tick_at_or_before(now);
+        if now_tick < self.cursor {
+            return;
+        }
+        // One revolution covers every slot; more would only revisit them.
+        let span = (now_tick - self.cursor + 1).min(SLOTS as u64);
+        for step in 0..span {
+            let slot = ((self.cursor + step) & MASK) as usize;
+            if self.occupied[slot / 64] & (1 << (slot % 64)) == 0 {
+                continue;
+            }
+            let entries = &mut self.slots[slot];
+            let before = entries.len();
+            entries.retain(|e| {
+                if e.tick <= now_tick {
+                    out.push(Due { index: e.index, serial: e.serial, kind: e.kind, tick: e.tick });
+                    false
+                } else {
+                    true
+                }
+            });
+            self.len -= before - entries.len();
+            if entries.is_empty() {
+                self.occupied[slot / 64] &= !(1 << (slot % 64));
+            }
+        }
+        self.cursor = now_tick + 1;
+    }
+
+    /// Decides what a due entry means for its session: the deadline's tick when it has
+    /// really passed (fire it), `None` when the entry was stale or the deadline moved
+    /// later (then it is re-inserted at the new deadline).
+    pub(crate) fn settle(&mut self, timers: &mut SessionTimers, due: Due) -> Option<Tick> {
+        let k = due.kind as usize;
+        if timers.scheduled[k] != due.tick {
+            return None;
+        }
+        timers.scheduled[k] = NEVER;
+        let deadline = timers.deadline[k];
+        if deadline == NEVER {
+            return None;
+        }
+        if deadline < self.cursor {
+            timers.deadline[k] = NEVER;
+            return Some(deadline);
+        }
+        timers.scheduled[k] = deadline;
+        self.insert(Entry { tick: deadline, index: due.index, serial: due.serial, kind: due.kind });
+        None
+    }
+
+    /// A lower bound for the next entry's tick: the first non-empty slot from the
+    /// cursor. An entry there for a later round only costs an early, empty wakeup.
+    pub(crate) fn next_tick(&self) -> Option<Tick> {
+        if self.len == 0 {
+            return None;
+        }
+        let start = (self.cursor & MASK) as usize;
+        for offset_word in 0..=WORDS {
+            let word_index = (start / 64 + offset_word) % WORDS;
+            let mut word = self.occupied[word_index];
+            if offset_word == 0 {
+                word &= !0u64 << (start % 64);
+            } else if offset_word == WORDS {
+                word &= !(!0u64 << (start % 64));
+            }
+            if word != 0 {
+                let slot = word_index * 64 + word.trailing_zeros() as usize;
+                let offset = (slot + SLOTS - start) % SLOTS;
+                return Some(self.cursor + offset as u64);
+            }
+        }
+        None
+    }
+
+    /// Entries in the wheel, stale ones included.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wheel() -> (TimerWheel, Instant) {
+        let t0 = Instant::now();
+        (TimerWheel::new(t0, Duration::from_millis(100)), t0)
+    }
+
+    fn fire(w: &mut TimerWheel, t: &mut SessionTimers, now: Instant) -> Vec<TimerKind> {
+        let mut due = Vec::new();
+        w.expire(now, &mut due);
+        due.into_iter().filter(|d| w.settle(t, *d).is_some()).map(|d| d.kind).collect()
+    }
+
+    #[test]
+    fn fires_at_the_rounded_up_tick_and_not_before() {
+        let (mut w, t0) = wheel();
+        let mut t = SessionTimers::default();
+        w.arm(&mut t, 0, 0, TimerKind::Pong, t0 + Duration::from_millis(250));
+        assert_eq!(w.next_tick(), Some(3));
+        assert!(fire(&mut w, &mut t, t0 + Duration::from_millis(299)).is_empty());
+        assert_eq!(fire(&mut w, &mut t, t0 + Duration::from_millis(300)), vec![TimerKind::Pong]);
+        assert_eq!(w.next_tick(), None);
+    }
+
+    #[test]
+    fn a_moved_deadline_keeps_one_entry_and_fires_at_the_new_time() {
+        let (mut w, t0) = wheel();
+        let mut t = SessionTimers::default();
+        for ms in (1000..=60_000).step_by(100) {
+            w.arm(&mut t, 0, 0, TimerKind::Pong, t0 + Duration::from_millis(ms));
+        }
+        assert_eq!(w.len(), 1, "moving a deadline later inserts nothing");
+        assert!(fire(&mut w, &mut t, t0 + Duration::from_millis(59_900)).is_empty());
+        assert_eq!(w.len(), 1, "the stale entry was re-inserted at the true deadline");
+        assert_eq!(fire(&mut w, &mut t, t0 + Duration::from_secs(60)), vec![TimerKind::Pong]);
+    }
+
+    #[test]
+    fn deadlines_beyond_one_revolution_wait_for_their_round() {
+        let (mut w, t0) = wheel();
+        let mut t = SessionTimers::default();
+        let far = t0 + Duration::from_secs(3600);
+        w.arm(&mut t, 0, 0, TimerKind::Ping, far);
+        let mut now = t0;
+        while now < far - Duration::from_secs(1) {
+            now += Duration::from_secs(7);
+            assert!(fire(&mut w, &mut t, now.min(far - Duration::from_millis(100))).is_empty());
+        }
+        assert_eq!(fire(&mut w, &mut t, far), vec![TimerKind::Ping]);
+    }
+
+    #[test]
+    fn disarmed_and_stale_entries_do_not_fire() {
+        let (mut w, t0) = wheel();
+        let mut t = SessionTimers::default();
+        w.arm(&mut t, 0, 0, TimerKind::Write, t0 + Duration::from_secs(1));
+        t.disarm(TimerKind::Write);
+        assert!(fire(&mut w, &mut t, t0 + Duration::from_secs(2)).is_empty());
+        assert_eq!(w.len(), 0);
+    }
+
+    #[test]
+    fn an_earlier_deadline_gets_its_own_entry() {
+        let (mut w, t0) = wheel();
+        let mut t = SessionTimers::default();
+        w.arm(&mut t, 0, 0, TimerKind::Close, t0 + Duration::from_secs(10));
+        w.arm(&mut t, 0, 0, TimerKind::Close, t0 + Duration::from_secs(1));
+        assert_eq!(fire(&mut w, &mut t, t0 + Duration::from_secs(1)), vec![TimerKind::Close]);
+        assert!(fire(&mut w, &mut t, t0 + Duration::from_secs(10)).is_empty());
+    }
+}
