@@ -196,10 +196,14 @@ impl Config {
             return Err(ConfigError::ZeroSize { field });
         }
         if self.message_buffer_bytes == Some(0) {
-            return Err(ConfigError::ZeroSize { field: "message_buffer_bytes" });
+            return Err(ConfigError::ZeroSize {
+                field: "message_buffer_bytes",
+            });
         }
         if self.max_sessions == Some(0) {
-            return Err(ConfigError::ZeroSize { field: "max_sessions" });
+            return Err(ConfigError::ZeroSize {
+                field: "max_sessions",
+            });
         }
         if self.ping_period >= self.pong_wait {
             return Err(ConfigError::PingNotBeforePongWait {
@@ -217,9 +221,8 @@ impl Config {
 /// An HTTP token (RFC 7230 §3.2.6), the syntax of a subprotocol name.
 fn is_token(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Why a [`Config`] was refused.

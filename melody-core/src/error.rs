@@ -86,7 +86,10 @@ impl SessionError {
     }
 
     pub(crate) fn from_io(err: &io::Error) -> Self {
-        SessionError::Io { kind: err.kind(), message: err.to_string() }
+        SessionError::Io {
+            kind: err.kind(),
+            message: err.to_string(),
+        }
     }
 
     /// Maps a tungstenite read error to ours. `None` for the orderly end of a close
@@ -96,7 +99,10 @@ impl SessionError {
         Some(match err {
             Error::ConnectionClosed | Error::AlreadyClosed => return None,
             Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
-                SessionError::MessageTooBig { size, max: max_size }
+                SessionError::MessageTooBig {
+                    size,
+                    max: max_size,
+                }
             }
             Error::Capacity(other) => SessionError::Protocol(other.to_string()),
             Error::Utf8(_) => SessionError::InvalidUtf8,

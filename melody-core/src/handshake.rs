@@ -64,7 +64,10 @@ pub(crate) fn validate(request: &Request, config: &Config) -> Result<Accept, Han
     let headers = request.headers();
     let bad = |reason| Err(HandshakeRejection::new(StatusCode::BAD_REQUEST, reason));
     if request.method() != tungstenite::http::Method::GET {
-        return Err(HandshakeRejection::new(StatusCode::METHOD_NOT_ALLOWED, "only GET can upgrade"));
+        return Err(HandshakeRejection::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only GET can upgrade",
+        ));
     }
     if !has_token(headers, "connection", "upgrade") {
         return bad("not a WebSocket handshake: `Connection: Upgrade` missing");
@@ -90,7 +93,10 @@ pub(crate) fn validate(request: &Request, config: &Config) -> Result<Accept, Han
     if let Some(origin) = headers.get("origin") {
         let origin = origin.to_str().unwrap_or("");
         if !origin_allowed(origin, host, &config.origin_policy) {
-            return Err(HandshakeRejection::new(StatusCode::FORBIDDEN, "origin not allowed"));
+            return Err(HandshakeRejection::new(
+                StatusCode::FORBIDDEN,
+                "origin not allowed",
+            ));
         }
     }
     Ok(Accept {
@@ -207,7 +213,10 @@ mod tests {
     #[test]
     fn partial_requests_wait_and_oversized_ones_are_refused() {
         let req = request("");
-        assert!(matches!(parse(&req[..req.len() - 1], 8192), Parsed::Partial));
+        assert!(matches!(
+            parse(&req[..req.len() - 1], 8192),
+            Parsed::Partial
+        ));
         match parse(&req[..req.len() - 1], 40) {
             Parsed::Invalid(r) => assert_eq!(r.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
             other => panic!("{other:?}"),

@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -58,6 +59,8 @@ pub struct Hub<U = Keys> {
     open: usize,
     last_now: Instant,
     stats: HubStats,
+    /// Open sessions counted across several hubs (shards), when shared.
+    shared_open: Option<Arc<AtomicUsize>>,
 }
 
 impl<U> Hub<U> {
@@ -85,6 +88,7 @@ impl<U> Hub<U> {
             open: 0,
             last_now: now,
             stats: HubStats::default(),
+            shared_open: None,
         })
     }
 
@@ -103,14 +107,32 @@ impl<U> Hub<U> {
 
     /// Splits the borrow: one session, and the context its operations need.
     fn split(&mut self, id: SessionId, now: Instant) -> Option<(&mut Session<U>, Ctx<'_>)> {
-        let Hub { sessions, config, ws_config, wheel, scratch, .. } = self;
-        let session = sessions.get_mut(id.index as usize).filter(|s| s.serial == id.serial)?;
-        let ctx = Ctx { now, index: id.index, config, ws_config: *ws_config, wheel, scratch };
+        let Hub {
+            sessions,
+            config,
+            ws_config,
+            wheel,
+            scratch,
+            ..
+        } = self;
+        let session = sessions
+            .get_mut(id.index as usize)
+            .filter(|s| s.serial == id.serial)?;
+        let ctx = Ctx {
+            now,
+            index: id.index,
+            config,
+            ws_config: *ws_config,
+            wheel,
+            scratch,
+        };
         Some((session, ctx))
     }
 
     fn get(&self, id: SessionId) -> Option<&Session<U>> {
-        self.sessions.get(id.index as usize).filter(|s| s.serial == id.serial)
+        self.sessions
+            .get(id.index as usize)
+            .filter(|s| s.serial == id.serial)
     }
 
     /// Runs one operation on a session, then does the hub's bookkeeping.
@@ -133,6 +155,9 @@ impl<U> Hub<U> {
         if outcome.connected {
             self.open += 1;
             self.stats.connected += 1;
+            if let Some(shared) = &self.shared_open {
+                shared.fetch_add(1, Ordering::Relaxed);
+            }
         }
         if outcome.rejected {
             self.stats.rejected += 1;
@@ -143,6 +168,9 @@ impl<U> Hub<U> {
             self.leave_all_topics(id);
             if self.get(id).is_some_and(|s| s.connected) {
                 self.open -= 1;
+                if let Some(shared) = &self.shared_open {
+                    shared.fetch_sub(1, Ordering::Relaxed);
+                }
             }
         }
         if let Some(s) = self.sessions.get_mut(id.index as usize) {
@@ -197,12 +225,41 @@ impl<U> Hub<U> {
         user: U,
     ) -> SessionId {
         let id = self.open(now, info, user);
-        let _ = self.with(id, now, |s, ctx| ((), s.establish(ctx, request, accept, leftover)));
+        let _ = self.with(id, now, |s, ctx| {
+            ((), s.establish(ctx, request, accept, leftover))
+        });
         id
     }
 
     fn at_capacity(&self) -> bool {
-        self.config.max_sessions.is_some_and(|max| self.open >= max)
+        let open = match &self.shared_open {
+            Some(shared) => shared.load(Ordering::Relaxed),
+            None => self.open,
+        };
+        self.config.max_sessions.is_some_and(|max| open >= max)
+    }
+
+    /// Counts open sessions in `counter` too, and applies `max_sessions` to that count:
+    /// for several hubs (shards) that share one session cap. Handshakes completing at
+    /// the same moment in different hubs may overshoot the cap by one each.
+    pub fn share_session_count(&mut self, counter: Arc<AtomicUsize>) {
+        counter.fetch_add(self.open, Ordering::Relaxed);
+        self.shared_open = Some(counter);
+    }
+
+    /// Turns [`Event::Sent`] on or off (see [`Config::sent_events`]).
+    pub fn set_sent_events(&mut self, on: bool) {
+        self.config.sent_events = on;
+    }
+
+    /// Moves a session's upgrade request out of the hub (for a driver that keeps it
+    /// elsewhere); later views of the session show no request.
+    pub fn take_request(&mut self, id: SessionId) -> Option<Request> {
+        let session = self
+            .sessions
+            .get_mut(id.index as usize)
+            .filter(|s| s.serial == id.serial)?;
+        session.meta.request.take()
     }
 
     /// Feeds bytes received from the transport.
@@ -241,8 +298,10 @@ impl<U> Hub<U> {
     /// in order and report progress with [`Hub::on_transmitted`]. An unknown id answers
     /// [`Transmit::Finished`].
     pub fn poll_transmit(&mut self, id: SessionId, now: Instant, out: &mut Vec<Bytes>) -> Transmit {
-        self.with(id, now, |s, ctx| (s.poll_transmit(ctx, out), Outcome::default()))
-            .unwrap_or(Transmit::Finished)
+        self.with(id, now, |s, ctx| {
+            (s.poll_transmit(ctx, out), Outcome::default())
+        })
+        .unwrap_or(Transmit::Finished)
     }
 
     /// Reports that the transport wrote `n` more bytes of what `poll_transmit` handed out.
@@ -257,7 +316,10 @@ impl<U> Hub<U> {
 
     /// The next event of a session, in order; `Disconnect` is the last.
     pub fn poll_event(&mut self, id: SessionId) -> Option<Event> {
-        let session = self.sessions.get_mut(id.index as usize).filter(|s| s.serial == id.serial)?;
+        let session = self
+            .sessions
+            .get_mut(id.index as usize)
+            .filter(|s| s.serial == id.serial)?;
         session.events.pop_front()
     }
 
@@ -299,7 +361,9 @@ impl<U> Hub<U> {
     pub fn send(&mut self, id: SessionId, now: Instant, msg: &Prepared) -> Delivery {
         let bounds = self.bounds();
         let mut delivery = Delivery::default();
-        match self.with(id, now, |s, ctx| (s.send(ctx, msg, bounds), Outcome::default())) {
+        match self.with(id, now, |s, ctx| {
+            (s.send(ctx, msg, bounds), Outcome::default())
+        }) {
             Ok(admit) => count(&mut delivery, admit),
             Err(UnknownSession) => delivery.closed += 1,
         }
@@ -312,9 +376,30 @@ impl<U> Hub<U> {
     pub fn broadcast(&mut self, now: Instant, msg: &Prepared, target: Target<'_, U>) -> Delivery {
         let now = self.clock(now);
         let bounds = self.bounds();
-        let Hub { sessions, config, ws_config, wheel, scratch, topics, ready, .. } = self;
-        let mut ctx = Ctx { now, index: 0, config, ws_config: *ws_config, wheel, scratch };
-        let mut fan = Fanout { msg, bounds, delivery: Delivery::default(), ready };
+        let Hub {
+            sessions,
+            config,
+            ws_config,
+            wheel,
+            scratch,
+            topics,
+            ready,
+            ..
+        } = self;
+        let mut ctx = Ctx {
+            now,
+            index: 0,
+            config,
+            ws_config: *ws_config,
+            wheel,
+            scratch,
+        };
+        let mut fan = Fanout {
+            msg,
+            bounds,
+            delivery: Delivery::default(),
+            ready,
+        };
         match target {
             Target::All | Target::AllExcept(_) | Target::Filter(_) => {
                 let except = match target {
@@ -325,7 +410,10 @@ impl<U> Hub<U> {
                     if !session.connected || session.is_finished() {
                         continue;
                     }
-                    let id = SessionId { index: index as u32, serial: session.serial };
+                    let id = SessionId {
+                        index: index as u32,
+                        serial: session.serial,
+                    };
                     if Some(id) == except {
                         continue;
                     }
@@ -339,7 +427,10 @@ impl<U> Hub<U> {
             }
             Target::List(ids) => {
                 for &id in ids {
-                    match sessions.get_mut(id.index as usize).filter(|s| s.serial == id.serial) {
+                    match sessions
+                        .get_mut(id.index as usize)
+                        .filter(|s| s.serial == id.serial)
+                    {
                         Some(session) => fan.deliver(id, session, &mut ctx),
                         None => fan.delivery.closed += 1,
                     }
@@ -373,7 +464,13 @@ impl<U> Hub<U> {
         self.with(id, now, |s, ctx| {
             let started = s.close(ctx, code, reason);
             let finished = s.is_finished() && started;
-            (started, Outcome { finished, ..Outcome::default() })
+            (
+                started,
+                Outcome {
+                    finished,
+                    ..Outcome::default()
+                },
+            )
         })
         .unwrap_or(false)
     }
@@ -382,7 +479,9 @@ impl<U> Hub<U> {
     /// started closing.
     pub fn close_all(&mut self, now: Instant, code: CloseCode, reason: &str) -> usize {
         let ids: Vec<SessionId> = self.sessions().collect();
-        ids.into_iter().filter(|&id| self.close(id, now, code, reason)).count()
+        ids.into_iter()
+            .filter(|&id| self.close(id, now, code, reason))
+            .count()
     }
 
     // ---- time -------------------------------------------------------------------------
@@ -390,7 +489,9 @@ impl<U> Hub<U> {
     /// When [`Hub::handle_timeout`] should next be called: the earliest deadline,
     /// rounded up to `timer_granularity`. `None` when no deadline is pending.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.wheel.next_tick().map(|tick| self.wheel.instant_of(tick))
+        self.wheel
+            .next_tick()
+            .map(|tick| self.wheel.instant_of(tick))
     }
 
     /// Fires every deadline that has passed by `now`: pings, pong and write deadlines,
@@ -400,12 +501,19 @@ impl<U> Hub<U> {
         let mut due = std::mem::take(&mut self.due);
         self.wheel.expire(now, &mut due);
         for d in due.drain(..) {
-            let Some(session) = self.sessions.get_mut(d.index as usize) else { continue };
+            let Some(session) = self.sessions.get_mut(d.index as usize) else {
+                continue;
+            };
             if session.serial != d.serial {
                 continue;
             }
-            let Some(tick) = self.wheel.settle(&mut session.timers, d) else { continue };
-            let id = SessionId { index: d.index, serial: d.serial };
+            let Some(tick) = self.wheel.settle(&mut session.timers, d) else {
+                continue;
+            };
+            let id = SessionId {
+                index: d.index,
+                serial: d.serial,
+            };
             let _ = self.with(id, now, |s, ctx| ((), s.on_timer(ctx, d.kind, tick)));
         }
         self.due = due;
@@ -415,7 +523,9 @@ impl<U> Hub<U> {
 
     /// Subscribes a session to a topic; `false` if it already was (or is unknown/over).
     pub fn subscribe(&mut self, id: SessionId, topic: &str) -> bool {
-        let Some(session) = self.get(id) else { return false };
+        let Some(session) = self.get(id) else {
+            return false;
+        };
         if session.is_finished() || session.topics.iter().any(|(t, _)| &**t == topic) {
             return false;
         }
@@ -428,7 +538,10 @@ impl<U> Hub<U> {
 
     /// Unsubscribes a session from a topic; `false` if it was not subscribed.
     pub fn unsubscribe(&mut self, id: SessionId, topic: &str) -> bool {
-        let Some(session) = self.sessions.get_mut(id.index as usize).filter(|s| s.serial == id.serial)
+        let Some(session) = self
+            .sessions
+            .get_mut(id.index as usize)
+            .filter(|s| s.serial == id.serial)
         else {
             return false;
         };
@@ -443,7 +556,11 @@ impl<U> Hub<U> {
     fn remove_member(&mut self, topic: &Arc<str>, pos: u32) {
         if let Some(moved) = self.topics.remove(topic, pos) {
             if let Some(s) = self.sessions.get_mut(moved.index as usize) {
-                if let Some(m) = s.topics.iter_mut().find(|(t, _)| Arc::ptr_eq(t, topic) || t == topic) {
+                if let Some(m) = s
+                    .topics
+                    .iter_mut()
+                    .find(|(t, _)| Arc::ptr_eq(t, topic) || t == topic)
+                {
                     m.1 = pos;
                 }
             }
@@ -451,7 +568,9 @@ impl<U> Hub<U> {
     }
 
     fn leave_all_topics(&mut self, id: SessionId) {
-        let Some(session) = self.sessions.get_mut(id.index as usize) else { return };
+        let Some(session) = self.sessions.get_mut(id.index as usize) else {
+            return;
+        };
         let memberships = std::mem::take(&mut session.topics);
         for (name, pos) in memberships {
             self.remove_member(&name, pos);
@@ -460,7 +579,9 @@ impl<U> Hub<U> {
 
     /// The topics a session is subscribed to.
     pub fn topics(&self, id: SessionId) -> impl Iterator<Item = &str> + '_ {
-        self.get(id).into_iter().flat_map(|s| s.topics.iter().map(|(t, _)| &**t))
+        self.get(id)
+            .into_iter()
+            .flat_map(|s| s.topics.iter().map(|(t, _)| &**t))
     }
 
     /// How many sessions are subscribed to `topic`.
@@ -495,7 +616,21 @@ impl<U> Hub<U> {
         self.sessions
             .iter()
             .filter(|(_, s)| s.connected && !s.is_finished())
-            .map(|(i, s)| SessionId { index: i as u32, serial: s.serial })
+            .map(|(i, s)| SessionId {
+                index: i as u32,
+                serial: s.serial,
+            })
+    }
+
+    /// The ids of every connection not yet over, handshaking ones included.
+    pub fn all_connections(&self) -> impl Iterator<Item = SessionId> + '_ {
+        self.sessions
+            .iter()
+            .filter(|(_, s)| !s.is_finished())
+            .map(|(i, s)| SessionId {
+                index: i as u32,
+                serial: s.serial,
+            })
     }
 
     /// A read-only view of a session.
@@ -510,7 +645,10 @@ impl<U> Hub<U> {
 
     /// Whether a session is closing, over or unknown (olahol/melody's `IsClosed`).
     pub fn is_closed(&self, id: SessionId) -> bool {
-        !matches!(self.state(id), Some(SessionState::Open | SessionState::Handshake))
+        !matches!(
+            self.state(id),
+            Some(SessionState::Open | SessionState::Handshake)
+        )
     }
 
     /// A session's user data.
@@ -520,12 +658,18 @@ impl<U> Hub<U> {
 
     /// A session's user data, mutably.
     pub fn user_mut(&mut self, id: SessionId) -> Option<&mut U> {
-        self.sessions.get_mut(id.index as usize).filter(|s| s.serial == id.serial).map(|s| &mut s.user)
+        self.sessions
+            .get_mut(id.index as usize)
+            .filter(|s| s.serial == id.serial)
+            .map(|s| &mut s.user)
     }
 
     /// A session's counters.
     pub fn session_stats(&self, id: SessionId) -> Option<SessionStats> {
-        self.get(id).map(|s| SessionStats { queued: s.outbox.data_len(), ..s.stats })
+        self.get(id).map(|s| SessionStats {
+            queued: s.outbox.data_len(),
+            ..s.stats
+        })
     }
 
     /// The hub's counters.

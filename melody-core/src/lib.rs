@@ -115,6 +115,9 @@ mod timers;
 mod topics;
 mod view;
 
+#[cfg(feature = "driver")]
+pub mod driver;
+
 pub use config::{Config, ConfigError, DropPolicy, OriginPolicy};
 pub use error::{HandshakeRejection, SessionError, UnknownSession};
 pub use event::Event;

@@ -183,7 +183,9 @@ impl Outbox {
     /// Accounts `n` bytes written by the transport, reporting each finished item.
     pub(crate) fn transmitted(&mut self, mut n: usize, mut done: impl FnMut(Completed)) {
         while n > 0 {
-            let Some((len, _)) = self.in_flight.front() else { break };
+            let Some((len, _)) = self.in_flight.front() else {
+                break;
+            };
             let left = len - self.front_written;
             if n < left {
                 self.front_written += n;
@@ -208,7 +210,10 @@ impl Outbox {
     /// Empties everything; returns how many data messages were never fully written.
     pub(crate) fn clear(&mut self) -> usize {
         let lost = self.data.len() + self.data_in_flight;
-        *self = Outbox { sealed: true, ..Outbox::default() };
+        *self = Outbox {
+            sealed: true,
+            ..Outbox::default()
+        };
         lost
     }
 }
@@ -218,7 +223,11 @@ mod tests {
     use super::*;
 
     fn bounds(messages: usize, policy: DropPolicy) -> Bounds {
-        Bounds { messages, bytes: None, policy }
+        Bounds {
+            messages,
+            bytes: None,
+            policy,
+        }
     }
 
     fn frames(out: &[Bytes]) -> Vec<Vec<u8>> {
@@ -229,11 +238,21 @@ mod tests {
     fn drop_newest_refuses_when_full_counting_in_flight() {
         let mut o = Outbox::default();
         let b = bounds(2, DropPolicy::DropNewest);
-        assert_eq!(o.push_data(&Prepared::text("a"), b), Admit::Queued { evicted: 0 });
+        assert_eq!(
+            o.push_data(&Prepared::text("a"), b),
+            Admit::Queued { evicted: 0 }
+        );
         let mut out = Vec::new();
         o.transmit(&mut out);
-        assert_eq!(o.push_data(&Prepared::text("b"), b), Admit::Queued { evicted: 0 });
-        assert_eq!(o.push_data(&Prepared::text("c"), b), Admit::Dropped, "a in flight + b queued");
+        assert_eq!(
+            o.push_data(&Prepared::text("b"), b),
+            Admit::Queued { evicted: 0 }
+        );
+        assert_eq!(
+            o.push_data(&Prepared::text("c"), b),
+            Admit::Dropped,
+            "a in flight + b queued"
+        );
     }
 
     #[test]
@@ -244,7 +263,10 @@ mod tests {
         let mut out = Vec::new();
         o.transmit(&mut out);
         let _ = o.push_data(&Prepared::text("b"), b);
-        assert_eq!(o.push_data(&Prepared::text("c"), b), Admit::Queued { evicted: 1 });
+        assert_eq!(
+            o.push_data(&Prepared::text("c"), b),
+            Admit::Queued { evicted: 1 }
+        );
         out.clear();
         o.transmit(&mut out);
         assert_eq!(frames(&out), vec![Prepared::text("c").frame().to_vec()]);
@@ -258,9 +280,20 @@ mod tests {
     #[test]
     fn byte_bound_applies() {
         let mut o = Outbox::default();
-        let b = Bounds { messages: 100, bytes: Some(10), policy: DropPolicy::DropNewest };
-        assert_eq!(o.push_data(&Prepared::text("12345"), b), Admit::Queued { evicted: 0 });
-        assert_eq!(o.push_data(&Prepared::text("12345"), b), Admit::Dropped, "7 + 7 > 10");
+        let b = Bounds {
+            messages: 100,
+            bytes: Some(10),
+            policy: DropPolicy::DropNewest,
+        };
+        assert_eq!(
+            o.push_data(&Prepared::text("12345"), b),
+            Admit::Queued { evicted: 0 }
+        );
+        assert_eq!(
+            o.push_data(&Prepared::text("12345"), b),
+            Admit::Dropped,
+            "7 + 7 > 10"
+        );
     }
 
     #[test]

@@ -58,7 +58,11 @@ impl Prepared {
             MessageKind::Binary => OpCode::Data(Data::Binary),
         };
         let (frame, header_len) = encode_frame(opcode, payload);
-        Prepared { frame, header_len, kind }
+        Prepared {
+            frame,
+            header_len,
+            kind,
+        }
     }
 
     /// Text or binary.
@@ -86,14 +90,20 @@ impl std::fmt::Debug for Prepared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Prepared")
             .field("kind", &self.kind)
-            .field("payload_len", &(self.frame.len() - usize::from(self.header_len)))
+            .field(
+                "payload_len",
+                &(self.frame.len() - usize::from(self.header_len)),
+            )
             .finish()
     }
 }
 
 /// Encodes one unmasked final frame with tungstenite's header codec.
 pub(crate) fn encode_frame(opcode: OpCode, payload: &[u8]) -> (Bytes, u8) {
-    let header = FrameHeader { opcode, ..FrameHeader::default() };
+    let header = FrameHeader {
+        opcode,
+        ..FrameHeader::default()
+    };
     let len = payload.len() as u64;
     let header_len = header.len(len);
     let mut buf = BytesMut::with_capacity(header_len + payload.len());

@@ -87,8 +87,13 @@ pub enum SessionState {
 }
 
 pub(crate) enum Phase {
-    Handshake { buf: Vec<u8> },
-    Open { ws: Box<WebSocketContext>, reading: bool },
+    Handshake {
+        buf: Vec<u8>,
+    },
+    Open {
+        ws: Box<WebSocketContext>,
+        reading: bool,
+    },
     Finished,
 }
 
@@ -153,7 +158,8 @@ pub(crate) struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn arm<U>(&mut self, session: &mut Session<U>, kind: TimerKind, at: Instant) {
-        self.wheel.arm(&mut session.timers, self.index, session.serial, kind, at);
+        self.wheel
+            .arm(&mut session.timers, self.index, session.serial, kind, at);
     }
 }
 
@@ -179,7 +185,11 @@ impl<U> Session<U> {
             outbox: Outbox::default(),
             events: VecDeque::new(),
             timers: SessionTimers::default(),
-            meta: Box::new(Meta { request: None, info, protocol: None }),
+            meta: Box::new(Meta {
+                request: None,
+                info,
+                protocol: None,
+            }),
             user,
             topics: Vec::new(),
             stats: SessionStats::default(),
@@ -224,7 +234,9 @@ impl<U> Session<U> {
         input: &[u8],
         at_capacity: bool,
     ) -> Outcome {
-        let Phase::Handshake { buf } = &mut self.phase else { return Outcome::default() };
+        let Phase::Handshake { buf } = &mut self.phase else {
+            return Outcome::default();
+        };
         if self.outbox.is_sealed() {
             // Answering a refused handshake: whatever else arrives is ignored.
             return Outcome::default();
@@ -237,7 +249,10 @@ impl<U> Session<U> {
             Parsed::Partial => return Outcome::default(),
             Parsed::Invalid(rejection) => {
                 self.reject(ctx, rejection);
-                return Outcome { rejected: true, ..Outcome::default() };
+                return Outcome {
+                    rejected: true,
+                    ..Outcome::default()
+                };
             }
             Parsed::Complete { request, len } => {
                 let mut leftover = buf.split_off(len);
@@ -254,19 +269,24 @@ impl<U> Session<U> {
         };
         match accepted {
             Ok(accept) => {
-                self.outbox.push_control(handshake::switching_protocols(&accept));
+                self.outbox
+                    .push_control(handshake::switching_protocols(&accept));
                 self.establish(ctx, request, accept, leftover)
             }
             Err(rejection) => {
                 self.reject(ctx, rejection);
-                Outcome { rejected: true, ..Outcome::default() }
+                Outcome {
+                    rejected: true,
+                    ..Outcome::default()
+                }
             }
         }
     }
 
     fn reject(&mut self, ctx: &mut Ctx<'_>, rejection: HandshakeRejection) {
         let response = handshake::error_response(&rejection);
-        self.events.push_back(Event::Error(SessionError::Handshake(rejection)));
+        self.events
+            .push_back(Event::Error(SessionError::Handshake(rejection)));
         self.outbox.seal_with_close(response);
         self.await_peer_close = false;
         // The handshake deadline stays armed: it now bounds the writing of the answer.
@@ -288,14 +308,23 @@ impl<U> Session<U> {
         } else {
             WebSocketContext::from_partially_read(leftover, Role::Server, Some(ctx.ws_config))
         };
-        self.phase = Phase::Open { ws: Box::new(ws), reading: true };
+        self.phase = Phase::Open {
+            ws: Box::new(ws),
+            reading: true,
+        };
         self.connected = true;
         self.timers.disarm(TimerKind::Handshake);
-        let (ping_at, pong_at) = (ctx.now + ctx.config.ping_period, ctx.now + ctx.config.pong_wait);
+        let (ping_at, pong_at) = (
+            ctx.now + ctx.config.ping_period,
+            ctx.now + ctx.config.pong_wait,
+        );
         ctx.arm(self, TimerKind::Ping, ping_at);
         ctx.arm(self, TimerKind::Pong, pong_at);
         self.events.push_back(Event::Connect);
-        let mut outcome = Outcome { connected: true, ..Outcome::default() };
+        let mut outcome = Outcome {
+            connected: true,
+            ..Outcome::default()
+        };
         // Frames that came with the request are already in tungstenite's buffer.
         outcome.merge(self.handle_frames(ctx, &[]));
         outcome
@@ -305,7 +334,9 @@ impl<U> Session<U> {
 
     /// Feeds WebSocket bytes through tungstenite, turning messages into events.
     pub(crate) fn handle_frames(&mut self, ctx: &mut Ctx<'_>, input: &[u8]) -> Outcome {
-        let Phase::Open { ws, reading } = &mut self.phase else { return Outcome::default() };
+        let Phase::Open { ws, reading } = &mut self.phase else {
+            return Outcome::default();
+        };
         if !*reading {
             return Outcome::default();
         }
@@ -408,7 +439,8 @@ impl<U> Session<U> {
             Admit::Disconnect { .. } => {
                 let discarded = self.outbox.discard_queued_data();
                 self.count_drops(1 + discarded as u64);
-                self.events.push_back(Event::Error(SessionError::SlowConsumer));
+                self.events
+                    .push_back(Event::Error(SessionError::SlowConsumer));
                 self.close(ctx, CloseCode::Policy, "slow consumer: outbox full");
                 self.sync_write_timer(ctx);
                 return Admit::Disconnect { discarded };
@@ -440,8 +472,10 @@ impl<U> Session<U> {
                 true
             }
             Phase::Open { ws, .. } if !self.outbox.is_sealed() => {
-                let frame =
-                    CloseFrame { code, reason: Utf8Bytes::from(truncate_reason(reason).to_owned()) };
+                let frame = CloseFrame {
+                    code,
+                    reason: Utf8Bytes::from(truncate_reason(reason).to_owned()),
+                };
                 ctx.scratch.clear();
                 let mut view = View::new(&[], ctx.scratch);
                 // Writing into memory cannot block; an error means tungstenite already
@@ -459,13 +493,21 @@ impl<U> Session<U> {
     }
 
     /// Moves pending buffers into `out`.
-    pub(crate) fn poll_transmit(&mut self, ctx: &mut Ctx<'_>, out: &mut Vec<bytes::Bytes>) -> Transmit {
+    pub(crate) fn poll_transmit(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        out: &mut Vec<bytes::Bytes>,
+    ) -> Transmit {
         if self.is_finished() {
             return Transmit::Finished;
         }
         let n = self.outbox.transmit(out);
         self.sync_write_timer(ctx);
-        if n == 0 { Transmit::Idle } else { Transmit::Write(n) }
+        if n == 0 {
+            Transmit::Idle
+        } else {
+            Transmit::Write(n)
+        }
     }
 
     /// Accounts bytes the transport wrote.
@@ -480,7 +522,10 @@ impl<U> Session<U> {
             Completed::Data(msg) => {
                 stats.sent += 1;
                 if sent_events {
-                    events.push_back(Event::Sent { kind: msg.kind(), payload: msg.payload() });
+                    events.push_back(Event::Sent {
+                        kind: msg.kind(),
+                        payload: msg.payload(),
+                    });
                 }
             }
             Completed::Close => close_done = true,
@@ -590,6 +635,10 @@ impl<U> Session<U> {
             self.events.push_back(Event::Error(err));
         }
         self.events.push_back(Event::Disconnect { undelivered });
-        Outcome { finished: true, undelivered: undelivered as u64, ..Outcome::default() }
+        Outcome {
+            finished: true,
+            undelivered: undelivered as u64,
+            ..Outcome::default()
+        }
     }
 }

@@ -64,6 +64,9 @@ impl<'a, U> SessionView<'a, U> {
 
     /// The session's counters.
     pub fn stats(&self) -> SessionStats {
-        SessionStats { queued: self.session.outbox.data_len(), ..self.session.stats }
+        SessionStats {
+            queued: self.session.outbox.data_len(),
+            ..self.session.stats
+        }
     }
 }

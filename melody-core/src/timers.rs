@@ -44,7 +44,10 @@ pub(crate) struct SessionTimers {
 
 impl Default for SessionTimers {
     fn default() -> Self {
-        SessionTimers { deadline: [NEVER; TIMER_KINDS], scheduled: [NEVER; TIMER_KINDS] }
+        SessionTimers {
+            deadline: [NEVER; TIMER_KINDS],
+            scheduled: [NEVER; TIMER_KINDS],
+        }
     }
 }
 
@@ -125,7 +128,9 @@ impl TimerWheel {
 
     /// The instant a tick stands for.
     pub(crate) fn instant_of(&self, tick: Tick) -> Instant {
-        let offset = self.granularity.saturating_mul(u32::try_from(tick).unwrap_or(u32::MAX));
+        let offset = self
+            .granularity
+            .saturating_mul(u32::try_from(tick).unwrap_or(u32::MAX));
         self.origin.checked_add(offset).unwrap_or(self.origin)
     }
 
@@ -143,7 +148,12 @@ impl TimerWheel {
         timers.deadline[kind as usize] = tick;
         if timers.scheduled[kind as usize] > tick {
             timers.scheduled[kind as usize] = tick;
-            self.insert(Entry { tick, index, serial, kind });
+            self.insert(Entry {
+                tick,
+                index,
+                serial,
+                kind,
+            });
         }
     }
 
@@ -174,7 +184,12 @@ impl TimerWheel {
             let before = entries.len();
             entries.retain(|e| {
                 if e.tick <= now_tick {
-                    out.push(Due { index: e.index, serial: e.serial, kind: e.kind, tick: e.tick });
+                    out.push(Due {
+                        index: e.index,
+                        serial: e.serial,
+                        kind: e.kind,
+                        tick: e.tick,
+                    });
                     false
                 } else {
                     true
@@ -206,7 +221,12 @@ impl TimerWheel {
             return Some(deadline);
         }
         timers.scheduled[k] = deadline;
-        self.insert(Entry { tick: deadline, index: due.index, serial: due.serial, kind: due.kind });
+        self.insert(Entry {
+            tick: deadline,
+            index: due.index,
+            serial: due.serial,
+            kind: due.kind,
+        });
         None
     }
 
@@ -253,17 +273,29 @@ mod tests {
     fn fire(w: &mut TimerWheel, t: &mut SessionTimers, now: Instant) -> Vec<TimerKind> {
         let mut due = Vec::new();
         w.expire(now, &mut due);
-        due.into_iter().filter(|d| w.settle(t, *d).is_some()).map(|d| d.kind).collect()
+        due.into_iter()
+            .filter(|d| w.settle(t, *d).is_some())
+            .map(|d| d.kind)
+            .collect()
     }
 
     #[test]
     fn fires_at_the_rounded_up_tick_and_not_before() {
         let (mut w, t0) = wheel();
         let mut t = SessionTimers::default();
-        w.arm(&mut t, 0, 0, TimerKind::Pong, t0 + Duration::from_millis(250));
+        w.arm(
+            &mut t,
+            0,
+            0,
+            TimerKind::Pong,
+            t0 + Duration::from_millis(250),
+        );
         assert_eq!(w.next_tick(), Some(3));
         assert!(fire(&mut w, &mut t, t0 + Duration::from_millis(299)).is_empty());
-        assert_eq!(fire(&mut w, &mut t, t0 + Duration::from_millis(300)), vec![TimerKind::Pong]);
+        assert_eq!(
+            fire(&mut w, &mut t, t0 + Duration::from_millis(300)),
+            vec![TimerKind::Pong]
+        );
         assert_eq!(w.next_tick(), None);
     }
 
@@ -272,12 +304,25 @@ mod tests {
         let (mut w, t0) = wheel();
         let mut t = SessionTimers::default();
         for ms in (1000..=60_000).step_by(100) {
-            w.arm(&mut t, 0, 0, TimerKind::Pong, t0 + Duration::from_millis(ms));
+            w.arm(
+                &mut t,
+                0,
+                0,
+                TimerKind::Pong,
+                t0 + Duration::from_millis(ms),
+            );
         }
         assert_eq!(w.len(), 1, "moving a deadline later inserts nothing");
         assert!(fire(&mut w, &mut t, t0 + Duration::from_millis(59_900)).is_empty());
-        assert_eq!(w.len(), 1, "the stale entry was re-inserted at the true deadline");
-        assert_eq!(fire(&mut w, &mut t, t0 + Duration::from_secs(60)), vec![TimerKind::Pong]);
+        assert_eq!(
+            w.len(),
+            1,
+            "the stale entry was re-inserted at the true deadline"
+        );
+        assert_eq!(
+            fire(&mut w, &mut t, t0 + Duration::from_secs(60)),
+            vec![TimerKind::Pong]
+        );
     }
 
     #[test]
@@ -310,7 +355,10 @@ mod tests {
         let mut t = SessionTimers::default();
         w.arm(&mut t, 0, 0, TimerKind::Close, t0 + Duration::from_secs(10));
         w.arm(&mut t, 0, 0, TimerKind::Close, t0 + Duration::from_secs(1));
-        assert_eq!(fire(&mut w, &mut t, t0 + Duration::from_secs(1)), vec![TimerKind::Close]);
+        assert_eq!(
+            fire(&mut w, &mut t, t0 + Duration::from_secs(1)),
+            vec![TimerKind::Close]
+        );
         assert!(fire(&mut w, &mut t, t0 + Duration::from_secs(10)).is_empty());
     }
 }

@@ -13,9 +13,7 @@ use std::io::{self, Read, Write};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use melody_core::{
-    Bytes, Config, ConnectionInfo, Event, Hub, Keys, SessionId, Transmit,
-};
+use melody_core::{Bytes, Config, ConnectionInfo, Event, Hub, Keys, SessionId, Transmit};
 use tungstenite::protocol::Role;
 use tungstenite::{Message, WebSocket};
 
@@ -162,7 +160,9 @@ impl Peer {
     }
 
     pub fn disconnected(&self) -> bool {
-        self.events.iter().any(|e| matches!(e, Event::Disconnect { .. }))
+        self.events
+            .iter()
+            .any(|e| matches!(e, Event::Disconnect { .. }))
     }
 }
 
@@ -205,7 +205,10 @@ impl Sim {
         }
     }
 
-    pub fn with_app(mut self, app: impl FnMut(&mut Hub<Keys>, SessionId, &Event, Instant) + 'static) -> Self {
+    pub fn with_app(
+        mut self,
+        app: impl FnMut(&mut Hub<Keys>, SessionId, &Event, Instant) + 'static,
+    ) -> Self {
         self.app = Some(Box::new(app));
         self
     }
@@ -217,7 +220,9 @@ impl Sim {
 
     /// Opens a connection without sending anything yet.
     pub fn open_raw(&mut self) -> SessionId {
-        let id = self.hub.open(self.now, ConnectionInfo::default(), Keys::new());
+        let id = self
+            .hub
+            .open(self.now, ConnectionInfo::default(), Keys::new());
         self.peers.insert(id, Peer::new(id));
         id
     }
@@ -237,7 +242,10 @@ impl Sim {
         let raw = peer.take_raw();
         let end = find(&raw, b"\r\n\r\n").expect("a complete HTTP response");
         let head = String::from_utf8_lossy(&raw[..end]).to_string();
-        assert!(head.starts_with("HTTP/1.1 101"), "handshake refused: {head}");
+        assert!(
+            head.starts_with("HTTP/1.1 101"),
+            "handshake refused: {head}"
+        );
         let stream = ClientStream {
             from_server: peer.from_server.clone(),
             to_server: peer.to_server.clone(),
@@ -292,7 +300,9 @@ impl Sim {
     }
 
     fn feed_hub(&mut self, id: SessionId) -> bool {
-        let Some(peer) = self.peers.get_mut(&id) else { return false };
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return false;
+        };
         if peer.released {
             return false;
         }
@@ -340,7 +350,9 @@ impl Sim {
 
     /// Writes pending buffers into the peer's pipe as far as its reading allows.
     fn flush_pending(&mut self, id: SessionId) -> bool {
-        let Some(peer) = self.peers.get_mut(&id) else { return false };
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return false;
+        };
         let mut written = 0;
         loop {
             let room = match peer.reading {
@@ -348,7 +360,9 @@ impl Sim {
                 Reading::Window(w) => w.saturating_sub(peer.from_server.borrow().len()),
                 Reading::Stalled => 0,
             };
-            let Some(front) = peer.pending.front() else { break };
+            let Some(front) = peer.pending.front() else {
+                break;
+            };
             if room == 0 {
                 break;
             }
@@ -370,7 +384,9 @@ impl Sim {
 
     /// The peer takes what arrived: a client reads messages, a raw peer answers pings.
     fn peer_reads(&mut self, id: SessionId) -> bool {
-        let Some(peer) = self.peers.get_mut(&id) else { return false };
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return false;
+        };
         if peer.reading != Reading::All {
             // Window and Stalled peers read only when a test drains them.
             return false;
@@ -405,7 +421,12 @@ impl Sim {
 
     /// Advances in steps of `step` until `cond` holds or `limit` passes; returns the
     /// simulated time at which it held.
-    pub fn advance_until(&mut self, step: Duration, limit: Duration, mut cond: impl FnMut(&Sim) -> bool) -> Option<Duration> {
+    pub fn advance_until(
+        &mut self,
+        step: Duration,
+        limit: Duration,
+        mut cond: impl FnMut(&Sim) -> bool,
+    ) -> Option<Duration> {
         let end = self.now + limit;
         while self.now < end {
             if cond(self) {
@@ -454,9 +475,10 @@ fn drain_peer(peer: &mut Peer) -> bool {
                 let len = (rest[1] & 0x7f) as usize;
                 let (header, len) = match len {
                     126 if rest.len() >= 4 => (4, u16::from_be_bytes([rest[2], rest[3]]) as usize),
-                    127 if rest.len() >= 10 => {
-                        (10, u64::from_be_bytes(rest[2..10].try_into().unwrap_or([0; 8])) as usize)
-                    }
+                    127 if rest.len() >= 10 => (
+                        10,
+                        u64::from_be_bytes(rest[2..10].try_into().unwrap_or([0; 8])) as usize,
+                    ),
                     126 | 127 => break,
                     n => (2, n),
                 };

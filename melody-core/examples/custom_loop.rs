@@ -1,0 +1,322 @@
+//! A broadcast chat server: melody-core's [`Hub`] inside a hand-written `mio` event loop,
+//! with no async runtime.
+//!
+//! ```text
+//! cargo run -p melody-core --example custom_loop [-- --addr 127.0.0.1:5001]
+//! ```
+//!
+//! Open the printed URL in two tabs: every text message goes to everyone (`Target::All`).
+//!
+//! One port serves both the page and the WebSocket, so the page can simply open
+//! `ws://` + `location.host` and pass the hub's same-origin check. Each accepted
+//! connection gets a hub session at once, so the hub's handshake timeout also bounds a
+//! peer that never sends a request. The loop keeps the first bytes itself until the
+//! request head is complete: a head with an `Upgrade` header goes to the hub, anything
+//! else gets the page (or a 404), its session is released and the socket closed.
+
+use std::collections::HashMap;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use melody_core::{
+    Bytes, Config, ConnectionInfo, Event, Hub, Prepared, SessionId, Target, Transmit,
+};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Registry, Token};
+
+const LISTENER: Token = Token(0);
+/// A request head larger than this is left to the hub, which refuses it.
+const MAX_HEAD: usize = 8 * 1024;
+
+const PAGE: &str = r#"<!doctype html>
+<meta charset="utf-8"><title>melody chat</title>
+<pre id="chat"></pre>
+<input id="text" placeholder="type, then Enter" autofocus>
+<script>
+const ws = new WebSocket("ws://" + location.host + "/ws");
+const chat = document.getElementById("chat"), text = document.getElementById("text");
+ws.onmessage = (e) => { chat.textContent += e.data + "\n"; };
+ws.onclose = () => { chat.textContent += "(disconnected)\n"; };
+text.onkeydown = (e) => {
+  if (e.key === "Enter" && text.value) { ws.send(text.value); text.value = ""; }
+};
+</script>
+"#;
+
+struct Conn {
+    socket: TcpStream,
+    id: SessionId,
+    /// The request head, kept until we know whether it asks for a WebSocket.
+    head: Option<Vec<u8>>,
+    /// Buffers from `poll_transmit` not yet written, in order (the first possibly
+    /// sliced past what a partial write took). The hub already counts them in flight.
+    held: Vec<Bytes>,
+    /// Registered for WRITABLE because the socket blocked.
+    write_interest: bool,
+    /// The `Disconnect` event was taken: the session is over.
+    disconnected: bool,
+}
+
+/// Session slots are unique among live sessions and a `Conn` lives exactly as long as
+/// its session, so the slot doubles as the mio token (0 is the listener).
+fn token(id: SessionId) -> Token {
+    Token(id.index() as usize + 1)
+}
+
+fn main() -> io::Result<()> {
+    let addr = parse_addr()?;
+    let mut listener = TcpListener::bind(addr)?;
+    let mut poll = Poll::new()?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let mut hub: Hub<()> = Hub::new(Config::default(), Instant::now())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let mut conns: HashMap<Token, Conn> = HashMap::new();
+    let mut events = Events::with_capacity(1024);
+    let mut buf = vec![0u8; 64 * 1024];
+    println!("melody chat on http://{}/", listener.local_addr()?);
+
+    loop {
+        let timeout = hub
+            .poll_timeout()
+            .map(|at| at.saturating_duration_since(Instant::now()));
+        if let Err(e) = poll.poll(&mut events, timeout) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        let now = Instant::now();
+        for event in events.iter() {
+            if event.token() == LISTENER {
+                accept(&listener, poll.registry(), &mut hub, &mut conns, now);
+                continue;
+            }
+            // A token can outlive its connection within one batch of events; the slot
+            // may even be reused already, which only costs a read that would block.
+            let Some(conn) = conns.get_mut(&event.token()) else {
+                continue;
+            };
+            if event.is_readable() && read(&mut hub, conn, now, &mut buf) {
+                if let Some(conn) = conns.remove(&event.token()) {
+                    close(&mut hub, conn, poll.registry());
+                }
+                continue;
+            }
+            if event.is_writable() {
+                flush(&mut hub, conn, poll.registry(), now);
+            }
+        }
+        hub.handle_timeout(now);
+
+        while let Some(id) = hub.poll_ready() {
+            while let Some(event) = hub.poll_event(id) {
+                match event {
+                    Event::Connect => println!("{id} joined ({} online)", hub.len()),
+                    Event::Text(text) => {
+                        let delivery = hub.broadcast(now, &Prepared::text(&text), Target::All);
+                        if delivery.dropped > 0 {
+                            eprintln!("{} slow readers missed a message", delivery.dropped);
+                        }
+                    }
+                    Event::Error(e) => eprintln!("{id}: {e}"),
+                    Event::Disconnect { .. } => {
+                        if let Some(conn) = conns.get_mut(&token(id)) {
+                            conn.disconnected = true;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let Some(conn) = conns.get_mut(&token(id)) else {
+                continue;
+            };
+            flush(&mut hub, conn, poll.registry(), now);
+            // `Disconnect` is the last event: the session is over and, whatever is still
+            // held, nothing more will be written, so the socket goes now.
+            if conn.disconnected {
+                if let Some(conn) = conns.remove(&token(id)) {
+                    close(&mut hub, conn, poll.registry());
+                    println!("{id} closed ({} online)", hub.len());
+                }
+            }
+        }
+    }
+}
+
+fn accept(
+    listener: &TcpListener,
+    registry: &Registry,
+    hub: &mut Hub<()>,
+    conns: &mut HashMap<Token, Conn>,
+    now: Instant,
+) {
+    loop {
+        let (mut socket, remote) = match listener.accept() {
+            Ok(accepted) => accepted,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // E.g. out of file descriptors: the peer stays in the backlog for now.
+            Err(e) => {
+                eprintln!("accept: {e}");
+                return;
+            }
+        };
+        let info = ConnectionInfo {
+            remote_addr: Some(remote),
+            local_addr: socket.local_addr().ok(),
+        };
+        let id = hub.open(now, info, ());
+        if let Err(e) = registry.register(&mut socket, token(id), Interest::READABLE) {
+            eprintln!("register: {e}");
+            hub.release(id);
+            continue;
+        }
+        let conn = Conn {
+            socket,
+            id,
+            head: Some(Vec::new()),
+            held: Vec::new(),
+            write_interest: false,
+            disconnected: false,
+        };
+        conns.insert(token(id), conn);
+    }
+}
+
+/// Reads until the socket would block (mio is edge-triggered). Returns `true` when the
+/// connection is to be closed at once: a plain HTTP request was answered.
+fn read(hub: &mut Hub<()>, conn: &mut Conn, now: Instant, buf: &mut [u8]) -> bool {
+    loop {
+        let n = match conn.socket.read(buf) {
+            Ok(0) => return hub.handle_eof(conn.id, now).is_err(),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return hub.handle_io_error(conn.id, now, &e).is_err(),
+        };
+        let Some(head) = &mut conn.head else {
+            let _ = hub.handle_input(conn.id, now, &buf[..n]);
+            continue;
+        };
+        head.extend_from_slice(&buf[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut request = httparse::Request::new(&mut headers);
+        let page = match request.parse(head) {
+            Ok(httparse::Status::Partial) if head.len() < MAX_HEAD => continue,
+            Ok(httparse::Status::Complete(_))
+                if !request
+                    .headers
+                    .iter()
+                    .any(|h| h.name.eq_ignore_ascii_case("upgrade")) =>
+            {
+                Some(request.path == Some("/"))
+            }
+            // An upgrade, or something malformed: the hub answers it properly.
+            _ => None,
+        };
+        if let Some(found) = page {
+            serve_page(&mut conn.socket, found);
+            return true;
+        }
+        if let Some(head) = conn.head.take() {
+            let _ = hub.handle_input(conn.id, now, &head);
+        }
+    }
+}
+
+/// Best effort: a fresh socket's send buffer takes a page this small in one write.
+fn serve_page(socket: &mut TcpStream, found: bool) {
+    let (status, body) = if found {
+        ("200 OK", PAGE)
+    } else {
+        ("404 Not Found", "not found\n")
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = socket.write_all(response.as_bytes());
+}
+
+/// Writes what the session has to send until it is all written or the socket blocks;
+/// only a blocked socket is registered for WRITABLE.
+fn flush(hub: &mut Hub<()>, conn: &mut Conn, registry: &Registry, now: Instant) {
+    let blocked = loop {
+        if conn.held.is_empty() {
+            match hub.poll_transmit(conn.id, now, &mut conn.held) {
+                Transmit::Write(_) => {}
+                // Finished: the main loop closes the socket once it takes `Disconnect`.
+                Transmit::Idle | Transmit::Finished => break false,
+            }
+        }
+        let slices: Vec<IoSlice<'_>> = conn.held.iter().map(|b| IoSlice::new(b)).collect();
+        match conn.socket.write_vectored(&slices) {
+            Ok(n) if n > 0 => {
+                consume(&mut conn.held, n);
+                let _ = hub.on_transmitted(conn.id, now, n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            result => {
+                let e = result
+                    .err()
+                    .unwrap_or_else(|| io::ErrorKind::WriteZero.into());
+                // The session ends; its `Disconnect` comes back through the ready queue.
+                let _ = hub.handle_io_error(conn.id, now, &e);
+                conn.held.clear();
+                break false;
+            }
+        }
+    };
+    if blocked != conn.write_interest {
+        conn.write_interest = blocked;
+        let interest = if blocked {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        if let Err(e) = registry.reregister(&mut conn.socket, token(conn.id), interest) {
+            let _ = hub.handle_io_error(conn.id, now, &e);
+        }
+    }
+}
+
+/// Drops the first `n` written bytes from `held`.
+fn consume(held: &mut Vec<Bytes>, mut n: usize) {
+    let mut whole = 0;
+    while whole < held.len() && n >= held[whole].len() {
+        n -= held[whole].len();
+        whole += 1;
+    }
+    held.drain(..whole);
+    if let Some(first) = held.first_mut() {
+        *first = first.slice(n..);
+    }
+}
+
+/// Forgets a connection: the socket closes on drop, the hub slot is freed.
+fn close(hub: &mut Hub<()>, mut conn: Conn, registry: &Registry) {
+    let _ = registry.deregister(&mut conn.socket);
+    hub.release(conn.id);
+}
+
+fn parse_addr() -> io::Result<SocketAddr> {
+    let usage = || {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "usage: custom_loop [--addr HOST:PORT]",
+        )
+    };
+    let mut args = std::env::args().skip(1);
+    let mut addr = SocketAddr::from(([127, 0, 0, 1], 5001));
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.next()) {
+            ("--addr", Some(value)) => addr = value.parse().map_err(|_| usage())?,
+            _ => return Err(usage()),
+        }
+    }
+    Ok(addr)
+}

@@ -1,0 +1,389 @@
+//! The per-connection task: moves bytes between a transport and the hub, and runs the
+//! session's handlers, in order, outside every lock.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io::IoSlice;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use crate::driver::error::Error;
+use crate::driver::handlers::Handlers;
+use crate::driver::session::{Info, Session, SessionKey};
+use crate::driver::shard::Slot;
+use crate::driver::shared::Shared;
+use crate::driver::{Runtime, Transport};
+use crate::{Bytes, CloseCode, Event, Hub, SessionId, Transmit};
+
+/// Bytes read per `poll_read`; the buffer is per thread, not per connection, so idle
+/// connections hold no read buffer of their own.
+const READ_CHUNK: usize = 16 * 1024;
+/// Reads per wakeup before handlers run: a flooding peer cannot starve its handlers.
+const READS_PER_TURN: usize = 4;
+/// Turns of the loop before yielding to the runtime, so one busy connection cannot
+/// starve the others on its thread.
+const TURNS_PER_POLL: usize = 32;
+/// Most buffers passed to one vectored write.
+const MAX_IOV: usize = 64;
+
+thread_local! {
+    static READ_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
+}
+
+/// Drives one connection until its session is over and its transport closed. Created
+/// by [`Melody::connection`](crate::driver::Melody::connection); spawn it on the runtime.
+#[must_use = "a connection does nothing unless polled"]
+pub struct Connection<R: Runtime, T: Transport> {
+    shared: Arc<Shared<R>>,
+    shard: usize,
+    id: SessionId,
+    transport: T,
+    /// Buffers handed out by the hub and not yet fully written; `written` bytes of the
+    /// first one are already out.
+    out: Vec<Bytes>,
+    written: usize,
+    events: VecDeque<Event>,
+    session: Option<Session<R>>,
+    read_done: bool,
+    finished: bool,
+    disconnected: bool,
+    done: bool,
+}
+
+impl<R: Runtime, T: Transport> Connection<R, T> {
+    pub(crate) fn new(shared: Arc<Shared<R>>, shard: usize, id: SessionId, transport: T) -> Self {
+        Connection {
+            shared,
+            shard,
+            id,
+            transport,
+            out: Vec::new(),
+            written: 0,
+            events: VecDeque::new(),
+            session: None,
+            read_done: false,
+            finished: false,
+            disconnected: false,
+            done: false,
+        }
+    }
+
+    fn with_hub<X>(&self, op: impl FnOnce(&mut Hub<Slot>, SessionId) -> X) -> X {
+        let id = self.id;
+        self.shared.shards[self.shard].with(&self.shared.clock, |hub| op(hub, id))
+    }
+
+    /// Reads what the transport has, feeding it to the hub. Returns whether it read.
+    fn read(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        for _ in 0..READS_PER_TURN {
+            if self.read_done || self.finished {
+                break;
+            }
+            let polled = READ_BUF.with(|buf| {
+                let mut buf = buf.borrow_mut();
+                match self.transport.poll_read(cx, &mut buf) {
+                    Poll::Ready(Ok(0)) => Some(Err(None)),
+                    Poll::Ready(Ok(n)) => {
+                        let now = self.shared.rt.now();
+                        let input = &buf[..n];
+                        self.with_hub(|hub, id| hub.handle_input(id, now, input).is_ok());
+                        Some(Ok(()))
+                    }
+                    Poll::Ready(Err(e)) => Some(Err(Some(e))),
+                    Poll::Pending => None,
+                }
+            });
+            match polled {
+                None => break,
+                Some(Ok(())) => progress = true,
+                Some(Err(err)) => {
+                    self.read_done = true;
+                    progress = true;
+                    let now = self.shared.rt.now();
+                    let _ = self.with_hub(|hub, id| match &err {
+                        None => hub.handle_eof(id, now),
+                        Some(e) => hub.handle_io_error(id, now, e),
+                    });
+                }
+            }
+        }
+        progress
+    }
+
+    /// Under one lock: takes the session's events and, when the last batch is written,
+    /// the next one. With `park`, registers the task's waker if there was nothing.
+    fn sync(&mut self, cx: &mut Context<'_>, park: bool) -> bool {
+        let now = self.shared.rt.now();
+        let shard = self.shard as u32;
+        let want_batch = self.out.is_empty() && !self.finished;
+        let (events, out, id) = (&mut self.events, &mut self.out, self.id);
+        let mut connected_info = None;
+        let shard_ref = &self.shared.shards[self.shard];
+        let (found, finished) = shard_ref.with(&self.shared.clock, |hub| {
+            let before = events.len();
+            while let Some(event) = hub.poll_event(id) {
+                if matches!(event, Event::Connect) {
+                    connected_info = hub_info(hub, id, shard);
+                }
+                events.push_back(event);
+            }
+            let mut finished = false;
+            let mut batch = false;
+            if want_batch {
+                match hub.poll_transmit(id, now, out) {
+                    Transmit::Write(_) => batch = true,
+                    Transmit::Finished => finished = true,
+                    Transmit::Idle => {}
+                }
+            }
+            let found = events.len() > before || batch || finished;
+            if !found && park {
+                if let Some(slot) = hub.user_mut(id) {
+                    match &slot.waker {
+                        Some(w) if w.will_wake(cx.waker()) => {}
+                        _ => slot.waker = Some(cx.waker().clone()),
+                    }
+                }
+            }
+            (found, finished)
+        });
+        if let Some(info) = connected_info {
+            self.session = Some(Session {
+                shared: self.shared.clone(),
+                info,
+            });
+        }
+        if finished {
+            self.finished = true;
+            // Anything still held was counted as undelivered by the hub.
+            self.out.clear();
+            self.written = 0;
+        }
+        found
+    }
+
+    /// Runs the handlers for the events taken, in order.
+    fn dispatch(&mut self) -> bool {
+        if self.events.is_empty() {
+            return false;
+        }
+        let handlers = self.shared.handlers();
+        while let Some(event) = self.events.pop_front() {
+            if matches!(event, Event::Disconnect { .. }) {
+                self.disconnected = true;
+            }
+            let Some(session) = self.session.clone() else {
+                // Before `Connect` (a refused handshake): nobody to tell.
+                continue;
+            };
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| run(&handlers, &session, &event)))
+            {
+                let message = panic_message(&panic);
+                if let Some(on_error) = &handlers.error {
+                    let err = Error::HandlerPanicked(message);
+                    let _ = catch_unwind(AssertUnwindSafe(|| on_error(&session, &err)));
+                }
+                session.close_with(CloseCode::Error, "internal error");
+            }
+        }
+        true
+    }
+
+    /// Writes as much of `out` as the transport takes in one vectored write.
+    fn write(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.out.is_empty() {
+            return false;
+        }
+        let mut slices = [IoSlice::new(&[]); MAX_IOV];
+        let mut count = 0;
+        for (i, buf) in self.out.iter().take(MAX_IOV).enumerate() {
+            let start = if i == 0 { self.written } else { 0 };
+            slices[i] = IoSlice::new(&buf[start..]);
+            count += 1;
+        }
+        match self.transport.poll_write_vectored(cx, &slices[..count]) {
+            Poll::Ready(Ok(0)) | Poll::Pending => false,
+            Poll::Ready(Ok(n)) => {
+                self.advance(n);
+                let now = self.shared.rt.now();
+                let _ = self.with_hub(|hub, id| hub.on_transmitted(id, now, n));
+                true
+            }
+            Poll::Ready(Err(e)) => {
+                self.out.clear();
+                self.written = 0;
+                let now = self.shared.rt.now();
+                let _ = self.with_hub(|hub, id| hub.handle_io_error(id, now, &e));
+                true
+            }
+        }
+    }
+
+    fn advance(&mut self, mut n: usize) {
+        let mut done = 0;
+        for buf in &self.out {
+            let left = buf.len() - self.written;
+            if n < left {
+                self.written += n;
+                break;
+            }
+            n -= left;
+            self.written = 0;
+            done += 1;
+        }
+        self.out.drain(..done);
+    }
+
+    fn release(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let _ = self.with_hub(|hub, id| hub.release(id));
+        self.shared.connection_done();
+    }
+}
+
+/// Builds the session's handle data at `Connect` and stores it in its slot.
+fn hub_info(hub: &mut Hub<Slot>, id: SessionId, shard: u32) -> Option<Arc<Info>> {
+    let view = hub.session(id)?;
+    let (remote_addr, local_addr) = (view.remote_addr(), view.local_addr());
+    let protocol = view.protocol().map(str::to_owned);
+    let request = hub.take_request(id).unwrap_or_default();
+    let info = Arc::new(Info {
+        key: SessionKey { shard, id },
+        request,
+        remote_addr,
+        local_addr,
+        protocol,
+    });
+    if let Some(slot) = hub.user_mut(id) {
+        slot.info = Some(info.clone());
+    }
+    Some(info)
+}
+
+fn run<R: Runtime>(h: &Handlers<R>, s: &Session<R>, event: &Event) {
+    match event {
+        Event::Connect => {
+            if let Some(f) = &h.connect {
+                f(s)
+            }
+        }
+        Event::Text(text) => {
+            if let Some(f) = &h.message {
+                f(s, text.as_str())
+            }
+        }
+        Event::Binary(data) => {
+            if let Some(f) = &h.message_binary {
+                f(s, data)
+            }
+        }
+        Event::Pong(_) => {
+            if let Some(f) = &h.pong {
+                f(s)
+            }
+        }
+        Event::Close { code, reason } => {
+            if let Some(f) = &h.close {
+                f(s, u16::from(*code), reason.as_str())
+            }
+        }
+        Event::Sent { kind, payload } => match kind {
+            crate::MessageKind::Text => {
+                if let (Some(f), Ok(text)) = (&h.sent, std::str::from_utf8(payload)) {
+                    f(s, text)
+                }
+            }
+            crate::MessageKind::Binary => {
+                if let Some(f) = &h.sent_binary {
+                    f(s, payload)
+                }
+            }
+        },
+        Event::Dropped { count } => {
+            if let Some(f) = &h.error {
+                f(s, &Error::Dropped(*count))
+            }
+        }
+        Event::Error(err) => {
+            if let Some(f) = &h.error {
+                f(s, &Error::Session(err.clone()))
+            }
+        }
+        Event::Disconnect { .. } => {
+            if let Some(f) = &h.disconnect {
+                f(s)
+            }
+        }
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+impl<R: Runtime, T: Transport> Future for Connection<R, T> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(());
+        }
+        for _ in 0..TURNS_PER_POLL {
+            let mut progress = this.read(cx);
+            progress |= this.sync(cx, false);
+            progress |= this.dispatch();
+            progress |= this.write(cx);
+            if this.finished && this.disconnected && this.events.is_empty() {
+                return match this.transport.poll_close(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(_) => {
+                        this.release();
+                        Poll::Ready(())
+                    }
+                };
+            }
+            if !progress {
+                // Park, unless work arrived since the last look (checked under the lock
+                // the wakers are taken under, so no wakeup is lost).
+                if this.sync(cx, true) {
+                    continue;
+                }
+                return Poll::Pending;
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl<R: Runtime, T: Transport> Drop for Connection<R, T> {
+    fn drop(&mut self) {
+        // Dropped by its runtime before the end: free the slot so counts stay right.
+        if !self.done {
+            self.release();
+        }
+    }
+}
+
+impl<R: Runtime, T: Transport> Unpin for Connection<R, T> {}
+
+/// Registers a new connection in a shard and counts it.
+pub(crate) fn register<R: Runtime>(shared: &Arc<Shared<R>>) {
+    shared.connections.fetch_add(1, Ordering::AcqRel);
+    crate::driver::clock::ensure_started(shared);
+}

@@ -1,0 +1,464 @@
+//! `Melody`: the handle applications hold — handlers, broadcast, topics, shutdown.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::driver::connection::{register, Connection};
+use crate::driver::error::Error;
+use crate::driver::filter::SessionRef;
+use crate::driver::session::Session;
+use crate::driver::shard::Slot;
+use crate::driver::shared::Shared;
+use crate::driver::wait::{Closed, IdleOrDeadline};
+use crate::driver::{Runtime, Transport};
+use crate::{
+    Accept, CloseCode, Config, ConfigError, ConnectionInfo, Delivery, HandshakeRejection, Keys,
+    Prepared, Request, SessionId, Target,
+};
+
+/// A WebSocket session manager in the style of olahol/melody: register handlers,
+/// serve connections through an adapter, broadcast. Cheap to clone; clones share
+/// everything.
+pub struct Melody<R: Runtime> {
+    pub(crate) shared: Arc<Shared<R>>,
+}
+
+impl<R: Runtime> Clone for Melody<R> {
+    fn clone(&self) -> Self {
+        Melody {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<R: Runtime> fmt::Debug for Melody<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Melody")
+            .field("sessions", &self.len())
+            .field("shards", &self.shared.shards.len())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+/// What [`Melody::shutdown`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Sessions sent a 1001 close.
+    pub closed: usize,
+    /// Connections still open at the deadline, cut off without finishing their close.
+    pub cut_off: usize,
+    /// Messages accepted for cut-off sessions but never written.
+    pub undelivered: usize,
+}
+
+/// Who a broadcast goes to, across shards.
+enum To<'a, R: Runtime> {
+    All,
+    Others(&'a Session<R>),
+    List(&'a [Session<R>]),
+    Filter(&'a (dyn Fn(&SessionRef<'_>) -> bool + Sync)),
+    Topic(&'a str),
+    TopicOthers(&'a str, &'a Session<R>),
+}
+
+impl<R: Runtime + Default> Melody<R> {
+    /// An instance with the default [`Config`].
+    pub fn new() -> Self {
+        match Self::with_config(Config::default()) {
+            Ok(m) => m,
+            // The default config is valid; `validate` is tested on it.
+            Err(_) => unreachable_default(),
+        }
+    }
+
+    /// An instance with `config`, refused if the config is invalid.
+    pub fn with_config(config: Config) -> Result<Self, ConfigError> {
+        Self::with_runtime(R::default(), config)
+    }
+}
+
+#[cold]
+fn unreachable_default() -> ! {
+    unreachable!("the default config is valid")
+}
+
+impl<R: Runtime + Default> Default for Melody<R> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+macro_rules! handler {
+    ($(#[$doc:meta])* $name:ident, $field:ident, ($($arg:ty),*)) => {
+        $(#[$doc])*
+        pub fn $name(&self, handler: impl Fn(&Session<R> $(, $arg)*) + Send + Sync + 'static) {
+            self.shared.update_handlers(|h| h.$field = Some(Arc::new(handler)));
+        }
+    };
+}
+
+impl<R: Runtime> Melody<R> {
+    /// An instance on runtime `rt`, with as many shards as the machine has cores.
+    pub fn with_runtime(rt: R, config: Config) -> Result<Self, ConfigError> {
+        let shards = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::with_shards(rt, config, shards)
+    }
+
+    /// An instance with `shards` hubs: sessions spread over them, and a broadcast
+    /// locks one shard at a time.
+    pub fn with_shards(rt: R, config: Config, shards: usize) -> Result<Self, ConfigError> {
+        Ok(Melody {
+            shared: Arc::new(Shared::new(rt, config, shards)?),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// The runtime.
+    pub fn runtime(&self) -> &R {
+        &self.shared.rt
+    }
+
+    handler!(/// Called when a session has connected (olahol/melody's `HandleConnect`).
+        on_connect, connect, ());
+    handler!(/// Called once when a session is over, last (olahol/melody's `HandleDisconnect`).
+        on_disconnect, disconnect, ());
+    handler!(/// Called for each text message (olahol/melody's `HandleMessage`).
+        on_message, message, (&str));
+    handler!(/// Called for each binary message (olahol/melody's `HandleMessageBinary`).
+        on_message_binary, message_binary, (&[u8]));
+    handler!(/// Called for each pong (olahol/melody's `HandlePong`).
+        on_pong, pong, ());
+    handler!(/// Called on errors: bad input, timeouts, transport failures, dropped messages,
+        /// a panicking handler (olahol/melody's `HandleError`).
+        on_error, error, (&Error));
+    handler!(/// Called with the code and reason of the peer's close frame (olahol/melody's
+        /// `HandleClose`).
+        on_close, close, (u16, &str));
+    handler!(/// Called when a text message has been fully written (olahol/melody's
+        /// `HandleSentMessage`). Costs an event per message while set.
+        on_sent, sent, (&str));
+    handler!(/// Called when a binary message has been fully written (olahol/melody's
+        /// `HandleSentMessageBinary`).
+        on_sent_binary, sent_binary, (&[u8]));
+
+    // ---- connections --------------------------------------------------------------
+
+    /// The task serving one accepted connection, from its first byte (the HTTP upgrade)
+    /// to its close. Spawn it; or use [`Melody::spawn_connection`].
+    pub fn connection<T: Transport>(&self, transport: T, info: ConnectionInfo) -> Connection<R, T> {
+        let shard = self.shared.pick_shard();
+        let now = self.shared.rt.now();
+        let id = self.shared.shards[shard].with(&self.shared.clock, |hub| {
+            hub.open(now, info, Slot::default())
+        });
+        register(&self.shared);
+        Connection::new(self.shared.clone(), shard, id, transport)
+    }
+
+    /// Spawns [`Melody::connection`] on the runtime. After `close`/`shutdown`, the
+    /// transport is dropped instead.
+    pub fn spawn_connection<T: Transport>(&self, transport: T, info: ConnectionInfo) {
+        if self.is_closed() {
+            return;
+        }
+        let task = self.connection(transport, info);
+        self.shared.rt.spawn(Box::pin(task));
+    }
+
+    /// For HTTP integrations: checks an upgrade request (version, key, origin policy,
+    /// session cap) before answering it. The caller sends 101 with the returned
+    /// [`Accept`] values, or the rejection's status and reason.
+    pub fn check_upgrade(&self, request: &Request) -> Result<Accept, HandshakeRejection> {
+        self.shared.shards[0].read(|hub| hub.check_upgrade(request))
+    }
+
+    /// For HTTP integrations: the task serving a connection that the framework already
+    /// upgraded (olahol/melody's `HandleRequestWithKeys`). `keys` are the session's
+    /// initial keys; `leftover` are bytes read past the request, if any.
+    pub fn upgraded_connection<T: Transport>(
+        &self,
+        transport: T,
+        request: Request,
+        accept: Accept,
+        keys: Keys,
+        info: ConnectionInfo,
+    ) -> Connection<R, T> {
+        let shard = self.shared.pick_shard();
+        let now = self.shared.rt.now();
+        let slot = Slot {
+            keys,
+            ..Slot::default()
+        };
+        let id = self.shared.shards[shard].with(&self.shared.clock, |hub| {
+            hub.open_upgraded(now, request, accept, Vec::new(), info, slot)
+        });
+        register(&self.shared);
+        Connection::new(self.shared.clone(), shard, id, transport)
+    }
+
+    // ---- broadcast ----------------------------------------------------------------
+
+    fn fan(&self, msg: &Prepared, to: To<'_, R>) -> Delivery {
+        let now = self.shared.rt.now();
+        let mut total = Delivery::default();
+        let mut lists: HashMap<usize, Vec<SessionId>> = HashMap::new();
+        if let To::List(sessions) = &to {
+            for s in sessions.iter() {
+                lists
+                    .entry(s.key().shard as usize)
+                    .or_default()
+                    .push(s.key().id);
+            }
+        }
+        for (index, shard) in self.shared.shards.iter().enumerate() {
+            let shard_id = index as u32;
+            let delivery = shard.with(&self.shared.clock, |hub| match &to {
+                To::All => hub.broadcast(now, msg, Target::All),
+                To::Others(s) if s.key().shard == shard_id => {
+                    hub.broadcast(now, msg, Target::AllExcept(s.key().id))
+                }
+                To::Others(_) => hub.broadcast(now, msg, Target::All),
+                To::List(_) => match lists.get(&index) {
+                    Some(ids) => hub.broadcast(now, msg, Target::List(ids)),
+                    None => Delivery::default(),
+                },
+                To::Filter(keep) => {
+                    let pred = |view: &crate::SessionView<'_, Slot>| {
+                        keep(&SessionRef {
+                            view,
+                            shard: shard_id,
+                        })
+                    };
+                    hub.broadcast(now, msg, Target::Filter(&pred))
+                }
+                To::Topic(topic) => hub.broadcast(now, msg, Target::Topic(topic)),
+                To::TopicOthers(topic, s) if s.key().shard == shard_id => {
+                    hub.broadcast(now, msg, Target::TopicExcept(topic, s.key().id))
+                }
+                To::TopicOthers(topic, _) => hub.broadcast(now, msg, Target::Topic(topic)),
+            });
+            total.merge(delivery);
+        }
+        total
+    }
+
+    /// Sends a text message to every session (olahol/melody's `Broadcast`).
+    pub fn broadcast(&self, text: &str) -> Delivery {
+        self.fan(&Prepared::text(text), To::All)
+    }
+
+    /// Sends a binary message to every session (`BroadcastBinary`).
+    pub fn broadcast_binary(&self, data: &[u8]) -> Delivery {
+        self.fan(&Prepared::binary(data), To::All)
+    }
+
+    /// Sends an encoded message to every session.
+    pub fn broadcast_prepared(&self, msg: &Prepared) -> Delivery {
+        self.fan(msg, To::All)
+    }
+
+    /// Sends to every session but `except` (`BroadcastOthers`).
+    pub fn broadcast_others(&self, text: &str, except: &Session<R>) -> Delivery {
+        self.fan(&Prepared::text(text), To::Others(except))
+    }
+
+    /// Binary twin of [`Melody::broadcast_others`] (`BroadcastBinaryOthers`).
+    pub fn broadcast_binary_others(&self, data: &[u8], except: &Session<R>) -> Delivery {
+        self.fan(&Prepared::binary(data), To::Others(except))
+    }
+
+    /// Sends to the listed sessions (`BroadcastMultiple`).
+    pub fn broadcast_multiple(&self, text: &str, sessions: &[Session<R>]) -> Delivery {
+        self.fan(&Prepared::text(text), To::List(sessions))
+    }
+
+    /// Binary twin of [`Melody::broadcast_multiple`].
+    pub fn broadcast_binary_multiple(&self, data: &[u8], sessions: &[Session<R>]) -> Delivery {
+        self.fan(&Prepared::binary(data), To::List(sessions))
+    }
+
+    /// Sends to the sessions for which `keep` holds (`BroadcastFilter`). The filter runs
+    /// under each shard's lock: read the [`SessionRef`], do not call melody from it.
+    pub fn broadcast_filter(
+        &self,
+        text: &str,
+        keep: impl Fn(&SessionRef<'_>) -> bool + Sync,
+    ) -> Delivery {
+        self.fan(&Prepared::text(text), To::Filter(&keep))
+    }
+
+    /// Binary twin of [`Melody::broadcast_filter`] (`BroadcastBinaryFilter`).
+    pub fn broadcast_binary_filter(
+        &self,
+        data: &[u8],
+        keep: impl Fn(&SessionRef<'_>) -> bool + Sync,
+    ) -> Delivery {
+        self.fan(&Prepared::binary(data), To::Filter(&keep))
+    }
+
+    /// Sends a text message to the subscribers of `topic`.
+    pub fn publish(&self, topic: &str, text: &str) -> Delivery {
+        self.fan(&Prepared::text(text), To::Topic(topic))
+    }
+
+    /// Sends a binary message to the subscribers of `topic`.
+    pub fn publish_binary(&self, topic: &str, data: &[u8]) -> Delivery {
+        self.fan(&Prepared::binary(data), To::Topic(topic))
+    }
+
+    /// Sends an encoded message to the subscribers of `topic`.
+    pub fn publish_prepared(&self, topic: &str, msg: &Prepared) -> Delivery {
+        self.fan(msg, To::Topic(topic))
+    }
+
+    /// Sends to the subscribers of `topic` but `except` (typically the publisher).
+    pub fn publish_others(&self, topic: &str, text: &str, except: &Session<R>) -> Delivery {
+        self.fan(&Prepared::text(text), To::TopicOthers(topic, except))
+    }
+
+    /// Binary twin of [`Melody::publish_others`].
+    pub fn publish_binary_others(&self, topic: &str, data: &[u8], except: &Session<R>) -> Delivery {
+        self.fan(&Prepared::binary(data), To::TopicOthers(topic, except))
+    }
+
+    /// How many sessions are subscribed to `topic`.
+    pub fn subscriber_count(&self, topic: &str) -> usize {
+        self.shared
+            .shards
+            .iter()
+            .map(|s| s.read(|hub| hub.subscriber_count(topic)))
+            .sum()
+    }
+
+    // ---- inspection and closing --------------------------------------------------------
+
+    /// The open sessions (olahol/melody's `Sessions`).
+    pub fn sessions(&self) -> Vec<Session<R>> {
+        let mut all = Vec::with_capacity(self.len());
+        for shard in self.shared.shards.iter() {
+            shard.read(|hub| {
+                for id in hub.sessions() {
+                    if let Some(info) = hub.user(id).and_then(|slot| slot.info.clone()) {
+                        all.push(Session {
+                            shared: self.shared.clone(),
+                            info,
+                        });
+                    }
+                }
+            });
+        }
+        all
+    }
+
+    /// How many sessions are open (olahol/melody's `Len`).
+    pub fn len(&self) -> usize {
+        self.shared.open.load(Ordering::Relaxed)
+    }
+
+    /// Whether no session is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether `close` or `shutdown` was called (olahol/melody's `IsClosed`).
+    pub fn is_closed(&self) -> bool {
+        self.shared.is_closed()
+    }
+
+    /// Resolves once `close` or `shutdown` is called: for accept loops to stop.
+    pub fn closed(&self) -> Closed<R> {
+        Closed {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Stops serving and closes every session with 1001 "going away" after its queued
+    /// messages (olahol/melody's `Close`). Returns how many sessions were closed.
+    pub fn close(&self) -> usize {
+        self.close_with(CloseCode::Away, "server closing")
+    }
+
+    /// Stops serving and closes every session with `code` and `reason`
+    /// (olahol/melody's `CloseWithMsg`).
+    pub fn close_with(&self, code: impl Into<CloseCode>, reason: &str) -> usize {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.waiters.wake_all();
+        let code = code.into();
+        let now = self.shared.rt.now();
+        self.shared
+            .shards
+            .iter()
+            .map(|shard| shard.with(&self.shared.clock, |hub| hub.close_all(now, code, reason)))
+            .sum()
+    }
+
+    /// Graceful shutdown: stops serving, sends 1001 to every session after what it has
+    /// queued, and waits until all connections are over or `grace` has passed; then cuts
+    /// off the rest. Nothing reported as queued to a session that keeps reading is lost
+    /// before the deadline.
+    pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
+        let closed = self.close_with(CloseCode::Away, "server shutting down");
+        let deadline = self.shared.rt.now() + grace;
+        let sleep = self.shared.rt.sleep_until(deadline);
+        let idle = IdleOrDeadline {
+            shared: self.shared.clone(),
+            deadline: sleep,
+        }
+        .await;
+        let mut report = ShutdownReport {
+            closed,
+            ..ShutdownReport::default()
+        };
+        if idle {
+            return report;
+        }
+        let now = self.shared.rt.now();
+        let cut = std::io::Error::new(std::io::ErrorKind::TimedOut, "shutdown deadline passed");
+        for shard in self.shared.shards.iter() {
+            let (count, undelivered) = shard.with(&self.shared.clock, |hub| {
+                let ids: Vec<SessionId> = hub.all_connections().collect();
+                let mut undelivered = 0;
+                for &id in &ids {
+                    undelivered += hub.session_stats(id).map_or(0, |s| s.queued);
+                    let _ = hub.handle_io_error(id, now, &cut);
+                }
+                (ids.len(), undelivered)
+            });
+            report.cut_off += count;
+            report.undelivered += undelivered;
+        }
+        // Cut-off tasks end at their next poll; give them a moment to close transports.
+        let settle = self
+            .shared
+            .rt
+            .sleep_until(self.shared.rt.now() + Duration::from_millis(200));
+        let _ = IdleOrDeadline {
+            shared: self.shared.clone(),
+            deadline: settle,
+        }
+        .await;
+        report
+    }
+
+    /// Counters summed over shards.
+    pub fn stats(&self) -> crate::HubStats {
+        let mut total = crate::HubStats::default();
+        for shard in self.shared.shards.iter() {
+            let s = shard.read(|hub| hub.stats());
+            total.opened += s.opened;
+            total.connected += s.connected;
+            total.rejected += s.rejected;
+            total.finished += s.finished;
+            total.dropped += s.dropped;
+        }
+        total
+    }
+}

@@ -1,0 +1,33 @@
+//! The async driver, written once for every runtime (feature `driver`).
+//!
+//! An adapter implements two seams — [`Runtime`] (spawn, sleep until, now) and
+//! [`Transport`] (poll read, poll vectored write, poll close) — and gets the whole
+//! melody API: [`Melody`] with its handlers and broadcasts, [`Session`] handles, one
+//! task per connection, and one clock task per instance.
+//!
+//! Sessions live in hub shards behind locks, each with a waker slot. A broadcast takes
+//! each shard's lock once, queues the message by reference in every outbox, and wakes
+//! (after unlocking) only the parked sessions whose outbox was empty. A woken
+//! connection writes everything queued with one vectored write. Handlers run on the
+//! session's connection task, outside every lock, in order; they may broadcast or
+//! write, re-entrantly.
+
+mod clock;
+mod connection;
+mod error;
+mod filter;
+mod handlers;
+mod melody;
+mod runtime;
+mod session;
+mod shard;
+mod shared;
+mod wait;
+
+pub use connection::Connection;
+pub use error::Error;
+pub use filter::SessionRef;
+pub use melody::{Melody, ShutdownReport};
+pub use runtime::{BoxFuture, Runtime, Transport};
+pub use session::{Session, SessionKey};
+pub use wait::Closed;

@@ -1,0 +1,48 @@
+//! The two seams an adapter implements: a runtime (spawn, sleep, now) and a transport.
+
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+/// A boxed future that can move between threads.
+pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// What the driver needs from an async runtime.
+///
+/// ```
+/// # use std::time::Instant;
+/// # use melody_core::driver::{BoxFuture, Runtime};
+/// /// A runtime seam for a test executor whose clock is the system's.
+/// #[derive(Clone, Default)]
+/// struct Inline;
+/// impl Runtime for Inline {
+///     fn spawn(&self, task: BoxFuture) { drop(task) }
+///     fn sleep_until(&self, _deadline: Instant) -> BoxFuture { Box::pin(async {}) }
+///     fn now(&self) -> Instant { Instant::now() }
+/// }
+/// ```
+pub trait Runtime: Clone + Send + Sync + 'static {
+    /// Runs `task` to completion in the background.
+    fn spawn(&self, task: BoxFuture);
+    /// A future that completes at `deadline`.
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture;
+    /// The runtime's clock (a test runtime may pause or advance it).
+    fn now(&self) -> Instant;
+}
+
+/// A byte stream the driver reads and writes: a TCP socket, a TLS stream, an upgraded
+/// HTTP connection.
+pub trait Transport: Send + Unpin + 'static {
+    /// Reads into `buf`; `Ok(0)` is end of file.
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
+    /// Writes from `bufs` in order, returning how many bytes were taken.
+    fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>>;
+    /// Flushes and shuts down the write side.
+    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+}

@@ -1,0 +1,201 @@
+//! The handle to one session that handlers and applications hold.
+
+use std::any::Any;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::driver::shared::Shared;
+use crate::driver::Runtime;
+use crate::{CloseCode, Delivery, Keys, Prepared, Request, SessionId, SessionState, SessionStats};
+
+/// A session's identity across the shards of a [`Melody`](crate::driver::Melody).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionKey {
+    pub(crate) shard: u32,
+    pub(crate) id: SessionId,
+}
+
+impl fmt::Display for SessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.shard, self.id)
+    }
+}
+
+/// What never changes for a session: shared by its handles without locking.
+pub(crate) struct Info {
+    pub(crate) key: SessionKey,
+    pub(crate) request: Request,
+    pub(crate) remote_addr: Option<SocketAddr>,
+    pub(crate) local_addr: Option<SocketAddr>,
+    pub(crate) protocol: Option<String>,
+}
+
+/// A connected WebSocket session (olahol/melody's `*Session`). Cheap to clone; every
+/// clone names the same session. Methods that change the session lock its shard
+/// briefly; none blocks on the network.
+pub struct Session<R: Runtime> {
+    pub(crate) shared: Arc<Shared<R>>,
+    pub(crate) info: Arc<Info>,
+}
+
+impl<R: Runtime> Clone for Session<R> {
+    fn clone(&self) -> Self {
+        Session {
+            shared: self.shared.clone(),
+            info: self.info.clone(),
+        }
+    }
+}
+
+impl<R: Runtime> PartialEq for Session<R> {
+    fn eq(&self, other: &Self) -> bool {
+        self.info.key == other.info.key && Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
+impl<R: Runtime> Eq for Session<R> {}
+
+impl<R: Runtime> Hash for Session<R> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.info.key.hash(state);
+    }
+}
+
+impl<R: Runtime> fmt::Debug for Session<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("key", &self.info.key)
+            .field("uri", self.info.request.uri())
+            .field("remote_addr", &self.info.remote_addr)
+            .finish()
+    }
+}
+
+impl<R: Runtime> Session<R> {
+    fn with<T>(
+        &self,
+        op: impl FnOnce(&mut crate::Hub<crate::driver::shard::Slot>, SessionId) -> T,
+    ) -> T {
+        let shared = &self.shared;
+        let id = self.info.key.id;
+        shared.shards[self.info.key.shard as usize].with(&shared.clock, |hub| op(hub, id))
+    }
+
+    /// The session's identity.
+    pub fn key(&self) -> SessionKey {
+        self.info.key
+    }
+
+    /// Queues a text message (olahol/melody's `Write`). The [`Delivery`] says whether it
+    /// was queued, dropped by a full outbox, or refused because the session is closing.
+    pub fn write(&self, text: &str) -> Delivery {
+        self.write_prepared(&Prepared::text(text))
+    }
+
+    /// Queues a binary message (olahol/melody's `WriteBinary`).
+    pub fn write_binary(&self, data: &[u8]) -> Delivery {
+        self.write_prepared(&Prepared::binary(data))
+    }
+
+    /// Queues an already encoded message.
+    pub fn write_prepared(&self, msg: &Prepared) -> Delivery {
+        let now = self.shared.rt.now();
+        self.with(|hub, id| hub.send(id, now, msg))
+    }
+
+    /// Closes with 1000 (normal closure) after the queued messages.
+    pub fn close(&self) -> bool {
+        self.close_with(CloseCode::Normal, "")
+    }
+
+    /// Closes with `code` and `reason` after the queued messages (olahol/melody's
+    /// `CloseWithMsg`). `false` if it was already closing or closed.
+    pub fn close_with(&self, code: impl Into<CloseCode>, reason: &str) -> bool {
+        let now = self.shared.rt.now();
+        let code = code.into();
+        self.with(|hub, id| hub.close(id, now, code, reason))
+    }
+
+    /// Whether the session is closing or closed.
+    pub fn is_closed(&self) -> bool {
+        let id = self.info.key.id;
+        self.shared.shards[self.info.key.shard as usize]
+            .read(|hub| !matches!(hub.state(id), Some(SessionState::Open)))
+    }
+
+    /// Stores `value` under `key` (olahol/melody's `Set`).
+    pub fn set<T: Any + Send + Sync>(&self, key: impl Into<String>, value: T) {
+        let key = key.into();
+        self.with_keys(move |keys| keys.set(key, value));
+    }
+
+    /// A clone of the value under `key`, if there is one of type `T` (olahol/melody's
+    /// `Get`, typed).
+    pub fn get<T: Any + Clone>(&self, key: &str) -> Option<T> {
+        self.with_keys(|keys| keys.get::<T>(key).cloned())
+    }
+
+    /// Removes the value under `key` (olahol/melody's `UnSet`); whether there was one.
+    pub fn unset(&self, key: &str) -> bool {
+        self.with_keys(|keys| keys.unset(key).is_some())
+    }
+
+    /// Runs `op` on the session's keys, under its shard's lock: keep it short, and do
+    /// not call other melody methods from inside it.
+    pub fn with_keys<T>(&self, op: impl FnOnce(&mut Keys) -> T) -> T {
+        let id = self.info.key.id;
+        self.shared.shards[self.info.key.shard as usize].with(&self.shared.clock, |hub| {
+            match hub.user_mut(id) {
+                Some(slot) => op(&mut slot.keys),
+                // Released: a scratch map keeps the call total.
+                None => op(&mut Keys::new()),
+            }
+        })
+    }
+
+    /// The upgrade request: URI, headers (olahol/melody's `Request`).
+    pub fn request(&self) -> &Request {
+        &self.info.request
+    }
+
+    /// The peer's address.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.info.remote_addr
+    }
+
+    /// Our address.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.info.local_addr
+    }
+
+    /// The subprotocol agreed in the handshake.
+    pub fn protocol(&self) -> Option<&str> {
+        self.info.protocol.as_deref()
+    }
+
+    /// Subscribes to a topic; `false` if already subscribed or closed.
+    pub fn subscribe(&self, topic: &str) -> bool {
+        self.with(|hub, id| hub.subscribe(id, topic))
+    }
+
+    /// Unsubscribes from a topic; `false` if not subscribed.
+    pub fn unsubscribe(&self, topic: &str) -> bool {
+        self.with(|hub, id| hub.unsubscribe(id, topic))
+    }
+
+    /// The topics the session is subscribed to.
+    pub fn topics(&self) -> Vec<String> {
+        let id = self.info.key.id;
+        self.shared.shards[self.info.key.shard as usize]
+            .read(|hub| hub.topics(id).map(str::to_owned).collect())
+    }
+
+    /// The session's counters (messages received, sent, dropped, queued).
+    pub fn stats(&self) -> SessionStats {
+        let id = self.info.key.id;
+        self.shared.shards[self.info.key.shard as usize]
+            .read(|hub| hub.session_stats(id).unwrap_or_default())
+    }
+}

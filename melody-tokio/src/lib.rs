@@ -1,0 +1,45 @@
+//! olahol/melody's API on tokio: WebSocket sessions with handlers, broadcast, topics,
+//! keepalive and bounded outboxes, over [`melody_core`].
+//!
+//! ```no_run
+//! use melody_tokio::Melody;
+//!
+//! #[tokio::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let melody = Melody::new();
+//!     let m = melody.clone();
+//!     melody.on_message(move |_session, text| {
+//!         let _ = m.broadcast(text);
+//!     });
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
+//!     melody_tokio::serve(&melody, listener).await
+//! }
+//! ```
+//!
+//! The adapter is thin: [`TokioRuntime`] and [`TokioTransport`] are the seams, and
+//! everything else — the handshake, sessions, timers, outboxes — is `melody-core`.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod runtime;
+mod serve;
+mod transport;
+
+#[cfg(feature = "axum")]
+pub mod axum;
+
+pub use runtime::TokioRuntime;
+pub use serve::{accept, serve};
+pub use transport::TokioTransport;
+
+pub use melody_core::driver::{Error, SessionKey, SessionRef, ShutdownReport};
+pub use melody_core::{
+    CloseCode, Config, ConfigError, ConnectionInfo, Delivery, DropPolicy, Keys, OriginPolicy,
+    Prepared, SessionError, SessionStats,
+};
+
+/// A melody instance on tokio.
+pub type Melody = melody_core::driver::Melody<TokioRuntime>;
+/// A session handle on tokio.
+pub type Session = melody_core::driver::Session<TokioRuntime>;
