@@ -1,7 +1,7 @@
 //! The HTTP/1.1 upgrade: incremental parsing, validation, and the bytes of the answer.
 
 use bytes::Bytes;
-use tungstenite::error::{Error as WsError, ProtocolError};
+use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tungstenite::handshake::derive_accept_key;
 use tungstenite::handshake::machine::TryParse;
 use tungstenite::http::{HeaderMap, StatusCode};
@@ -18,7 +18,7 @@ pub(crate) enum Parsed {
     /// The request is not complete yet.
     Partial,
     /// A whole request, and how many bytes it took (the rest are WebSocket frames).
-    Complete { request: Request, len: usize },
+    Complete { request: Box<Request>, len: usize },
     /// The bytes cannot become a valid request.
     Invalid(HandshakeRejection),
 }
@@ -26,16 +26,18 @@ pub(crate) enum Parsed {
 /// Parses the request in `buf`, refusing one that outgrows `max` bytes.
 pub(crate) fn parse(buf: &[u8], max: usize) -> Parsed {
     match Request::try_parse(buf) {
-        Ok(Some((len, request))) if len <= max => Parsed::Complete { request, len },
+        Ok(Some((len, request))) if len <= max => Parsed::Complete {
+            request: Box::new(request),
+            len,
+        },
         Ok(Some(_)) => Parsed::Invalid(too_large()),
         Ok(None) if buf.len() >= max => Parsed::Invalid(too_large()),
         Ok(None) => Parsed::Partial,
         Err(WsError::Protocol(ProtocolError::WrongHttpMethod)) => Parsed::Invalid(
             HandshakeRejection::new(StatusCode::METHOD_NOT_ALLOWED, "only GET can upgrade"),
         ),
-        Err(WsError::Protocol(ProtocolError::HttparseError(httparse::Error::TooManyHeaders))) => {
-            Parsed::Invalid(too_large())
-        }
+        // tungstenite turns httparse's `TooManyHeaders` into a capacity error.
+        Err(WsError::Capacity(CapacityError::TooManyHeaders)) => Parsed::Invalid(too_large()),
         Err(_) => Parsed::Invalid(HandshakeRejection::new(
             StatusCode::BAD_REQUEST,
             "malformed HTTP/1.1 upgrade request",

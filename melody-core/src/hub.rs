@@ -125,6 +125,7 @@ impl<U> Hub<U> {
             ws_config: *ws_config,
             wheel,
             scratch,
+            write_tick: crate::timers::NEVER,
         };
         Some((session, ctx))
     }
@@ -226,7 +227,7 @@ impl<U> Hub<U> {
     ) -> SessionId {
         let id = self.open(now, info, user);
         let _ = self.with(id, now, |s, ctx| {
-            ((), s.establish(ctx, request, accept, leftover))
+            ((), s.establish(ctx, Box::new(request), accept, leftover))
         });
         id
     }
@@ -252,6 +253,19 @@ impl<U> Hub<U> {
         self.config.sent_events = on;
     }
 
+    /// Frees the memory a session's empty queues still hold. Call it when a session
+    /// goes idle (a driver parking it): busy sessions keep their buffers warm, idle
+    /// ones cost only their fixed state.
+    pub fn trim(&mut self, id: SessionId) {
+        if let Some(s) = self
+            .sessions
+            .get_mut(id.index as usize)
+            .filter(|s| s.serial == id.serial)
+        {
+            s.trim();
+        }
+    }
+
     /// Moves a session's upgrade request out of the hub (for a driver that keeps it
     /// elsewhere); later views of the session show no request.
     pub fn take_request(&mut self, id: SessionId) -> Option<Request> {
@@ -259,7 +273,7 @@ impl<U> Hub<U> {
             .sessions
             .get_mut(id.index as usize)
             .filter(|s| s.serial == id.serial)?;
-        session.meta.request.take()
+        session.meta.request.take().map(|r| *r)
     }
 
     /// Feeds bytes received from the transport.
@@ -298,6 +312,11 @@ impl<U> Hub<U> {
     /// in order and report progress with [`Hub::on_transmitted`]. An unknown id answers
     /// [`Transmit::Finished`].
     pub fn poll_transmit(&mut self, id: SessionId, now: Instant, out: &mut Vec<Bytes>) -> Transmit {
+        // Telling the driver a session is over is its service: it is not listed as ready
+        // again for that (a driver releasing it later must not spin on `poll_ready`).
+        if self.get(id).is_none_or(|s| s.is_finished()) {
+            return Transmit::Finished;
+        }
         self.with(id, now, |s, ctx| {
             (s.poll_transmit(ctx, out), Outcome::default())
         })
@@ -393,6 +412,7 @@ impl<U> Hub<U> {
             ws_config: *ws_config,
             wheel,
             scratch,
+            write_tick: crate::timers::NEVER,
         };
         let mut fan = Fanout {
             msg,
@@ -475,12 +495,15 @@ impl<U> Hub<U> {
         .unwrap_or(false)
     }
 
-    /// Closes every session (e.g. 1001 "going away" on shutdown); returns how many
-    /// started closing.
+    /// Closes every session (e.g. 1001 "going away" on shutdown) and drops the
+    /// connections still in their handshake; returns how many sessions started closing.
     pub fn close_all(&mut self, now: Instant, code: CloseCode, reason: &str) -> usize {
-        let ids: Vec<SessionId> = self.sessions().collect();
+        let ids: Vec<SessionId> = self.all_connections().collect();
         ids.into_iter()
-            .filter(|&id| self.close(id, now, code, reason))
+            .filter(|&id| {
+                let was_open = self.get(id).is_some_and(|s| s.connected);
+                self.close(id, now, code, reason) && was_open
+            })
             .count()
     }
 

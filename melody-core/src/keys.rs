@@ -21,8 +21,10 @@ use std::fmt;
 /// ```
 #[derive(Default)]
 pub struct Keys {
-    // Boxed lazily: most sessions never set a key, and an empty HashMap does not allocate.
-    map: HashMap<String, Box<dyn Any + Send + Sync>>,
+    // Boxed, and only once a key is set: most sessions never set one, and an empty
+    // map would still cost its 48 bytes inline in every session.
+    #[allow(clippy::box_collection)]
+    map: Option<Box<HashMap<String, Box<dyn Any + Send + Sync>>>>,
 }
 
 impl Keys {
@@ -33,52 +35,60 @@ impl Keys {
 
     /// Stores `value` under `key`, replacing what was there.
     pub fn set<T: Any + Send + Sync>(&mut self, key: impl Into<String>, value: T) {
-        self.map.insert(key.into(), Box::new(value));
+        self.map
+            .get_or_insert_with(Box::default)
+            .insert(key.into(), Box::new(value));
     }
 
     /// The value under `key` if there is one of type `T`.
     pub fn get<T: Any>(&self, key: &str) -> Option<&T> {
-        self.map.get(key).and_then(|v| v.downcast_ref::<T>())
+        self.map
+            .as_ref()?
+            .get(key)
+            .and_then(|v| v.downcast_ref::<T>())
     }
 
     /// A mutable reference to the value under `key` if there is one of type `T`.
     pub fn get_mut<T: Any>(&mut self, key: &str) -> Option<&mut T> {
-        self.map.get_mut(key).and_then(|v| v.downcast_mut::<T>())
+        self.map
+            .as_mut()?
+            .get_mut(key)
+            .and_then(|v| v.downcast_mut::<T>())
     }
 
     /// The value under `key`, whatever its type.
     pub fn get_any(&self, key: &str) -> Option<&(dyn Any + Send + Sync)> {
-        self.map.get(key).map(|v| v.as_ref())
+        self.map.as_ref()?.get(key).map(|v| v.as_ref())
     }
 
     /// Removes the value under `key` and returns it.
     pub fn unset(&mut self, key: &str) -> Option<Box<dyn Any + Send + Sync>> {
-        self.map.remove(key)
+        self.map.as_mut()?.remove(key)
     }
 
     /// Whether a value is stored under `key`.
     pub fn contains(&self, key: &str) -> bool {
-        self.map.contains_key(key)
+        self.map.as_ref().is_some_and(|m| m.contains_key(key))
     }
 
     /// The stored keys, in no particular order.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.map.keys().map(String::as_str)
+        self.map.iter().flat_map(|m| m.keys().map(String::as_str))
     }
 
     /// How many keys are stored.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.map.as_ref().map_or(0, |m| m.len())
     }
 
     /// Whether no key is stored.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
     }
 }
 
 impl fmt::Debug for Keys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.map.keys()).finish()
+        f.debug_set().entries(self.keys()).finish()
     }
 }

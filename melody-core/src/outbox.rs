@@ -207,6 +207,19 @@ impl Outbox {
         }
     }
 
+    /// Frees the memory of empty lanes (an idle session keeps none).
+    pub(crate) fn trim(&mut self) {
+        if self.control.is_empty() {
+            self.control = VecDeque::new();
+        }
+        if self.data.is_empty() {
+            self.data = VecDeque::new();
+        }
+        if self.in_flight.is_empty() {
+            self.in_flight = VecDeque::new();
+        }
+    }
+
     /// Empties everything; returns how many data messages were never fully written.
     pub(crate) fn clear(&mut self) -> usize {
         let lost = self.data.len() + self.data_in_flight;

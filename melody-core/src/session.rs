@@ -120,7 +120,7 @@ impl Outcome {
 }
 
 pub(crate) struct Meta {
-    pub(crate) request: Option<Request>,
+    pub(crate) request: Option<Box<Request>>,
     pub(crate) info: ConnectionInfo,
     pub(crate) protocol: Option<String>,
 }
@@ -154,12 +154,25 @@ pub(crate) struct Ctx<'a> {
     pub(crate) ws_config: WebSocketConfig,
     pub(crate) wheel: &'a mut TimerWheel,
     pub(crate) scratch: &'a mut Vec<u8>,
+    /// Cache of [`Ctx::write_deadline`]; `NEVER` until first needed.
+    pub(crate) write_tick: Tick,
 }
 
 impl Ctx<'_> {
     fn arm<U>(&mut self, session: &mut Session<U>, kind: TimerKind, at: Instant) {
         self.wheel
             .arm(&mut session.timers, self.index, session.serial, kind, at);
+    }
+
+    /// The write deadline for bytes queued now, computed once per context: a broadcast
+    /// arms it for every recipient.
+    fn write_deadline(&mut self) -> Tick {
+        if self.write_tick == NEVER {
+            self.write_tick = self
+                .wheel
+                .tick_at_or_after(self.now + self.config.write_wait);
+        }
+        self.write_tick
     }
 }
 
@@ -217,6 +230,14 @@ impl<U> Session<U> {
     /// Needs its driver: events to take, bytes to hand out, or a transport to close.
     pub(crate) fn wants_service(&self) -> bool {
         !self.events.is_empty() || self.outbox.has_unsent() || self.is_finished()
+    }
+
+    /// Frees the memory of empty queues, so an idle session holds none.
+    pub(crate) fn trim(&mut self) {
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+        }
+        self.outbox.trim();
     }
 
     pub(crate) fn start(&mut self, ctx: &mut Ctx<'_>) {
@@ -297,7 +318,7 @@ impl<U> Session<U> {
     pub(crate) fn establish(
         &mut self,
         ctx: &mut Ctx<'_>,
-        request: Request,
+        request: Box<Request>,
         accept: Accept,
         leftover: Vec<u8>,
     ) -> Outcome {
@@ -548,8 +569,14 @@ impl<U> Session<U> {
         if self.outbox.is_empty() {
             self.timers.disarm(TimerKind::Write);
         } else if self.timers.deadline(TimerKind::Write) == NEVER {
-            let at = ctx.now + ctx.config.write_wait;
-            ctx.arm(self, TimerKind::Write, at);
+            let tick = ctx.write_deadline();
+            ctx.wheel.arm_tick(
+                &mut self.timers,
+                ctx.index,
+                self.serial,
+                TimerKind::Write,
+                tick,
+            );
         }
     }
 

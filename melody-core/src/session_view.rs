@@ -29,7 +29,7 @@ impl<'a, U> SessionView<'a, U> {
 
     /// The upgrade request (URI, headers); `None` until the handshake completes.
     pub fn request(&self) -> Option<&'a Request> {
-        self.session.meta.request.as_ref()
+        self.session.meta.request.as_deref()
     }
 
     /// The subprotocol agreed in the handshake.

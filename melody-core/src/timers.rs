@@ -145,6 +145,19 @@ impl TimerWheel {
         at: Instant,
     ) {
         let tick = self.tick_at_or_after(at);
+        self.arm_tick(timers, index, serial, kind, tick);
+    }
+
+    /// [`TimerWheel::arm`] with the tick already computed (a fan-out computes the write
+    /// deadline's tick once for all its recipients).
+    pub(crate) fn arm_tick(
+        &mut self,
+        timers: &mut SessionTimers,
+        index: u32,
+        serial: u32,
+        kind: TimerKind,
+        tick: Tick,
+    ) {
         timers.deadline[kind as usize] = tick;
         if timers.scheduled[kind as usize] > tick {
             timers.scheduled[kind as usize] = tick;

@@ -143,6 +143,7 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             }
             let found = events.len() > before || batch || finished;
             if !found && park {
+                hub.trim(id);
                 if let Some(slot) = hub.user_mut(id) {
                     match &slot.waker {
                         Some(w) if w.will_wake(cx.waker()) => {}
@@ -152,6 +153,11 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             }
             (found, finished)
         });
+        if park && !found && self.out.is_empty() {
+            // Parking idle: hold no buffers until the next message.
+            self.out = Vec::new();
+            self.events = VecDeque::new();
+        }
         if let Some(info) = connected_info {
             self.session = Some(Session {
                 shared: self.shared.clone(),

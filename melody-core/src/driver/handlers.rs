@@ -9,6 +9,8 @@ use crate::driver::Runtime;
 type Handler<R> = Option<Arc<dyn Fn(&Session<R>) + Send + Sync>>;
 type TextHandler<R> = Option<Arc<dyn Fn(&Session<R>, &str) + Send + Sync>>;
 type BinaryHandler<R> = Option<Arc<dyn Fn(&Session<R>, &[u8]) + Send + Sync>>;
+type ErrorHandler<R> = Option<Arc<dyn Fn(&Session<R>, &Error) + Send + Sync>>;
+type CloseHandler<R> = Option<Arc<dyn Fn(&Session<R>, u16, &str) + Send + Sync>>;
 
 /// Every handler a `Melody` may call; unset ones cost nothing.
 pub(crate) struct Handlers<R: Runtime> {
@@ -17,8 +19,8 @@ pub(crate) struct Handlers<R: Runtime> {
     pub(crate) message: TextHandler<R>,
     pub(crate) message_binary: BinaryHandler<R>,
     pub(crate) pong: Handler<R>,
-    pub(crate) error: Option<Arc<dyn Fn(&Session<R>, &Error) + Send + Sync>>,
-    pub(crate) close: Option<Arc<dyn Fn(&Session<R>, u16, &str) + Send + Sync>>,
+    pub(crate) error: ErrorHandler<R>,
+    pub(crate) close: CloseHandler<R>,
     pub(crate) sent: TextHandler<R>,
     pub(crate) sent_binary: BinaryHandler<R>,
 }

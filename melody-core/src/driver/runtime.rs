@@ -14,13 +14,13 @@ pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// ```
 /// # use std::time::Instant;
 /// # use melody_core::driver::{BoxFuture, Runtime};
-/// /// A runtime seam for a test executor whose clock is the system's.
-/// #[derive(Clone, Default)]
-/// struct Inline;
-/// impl Runtime for Inline {
+/// /// A runtime seam whose clock stands still: a shape for test executors.
+/// #[derive(Clone)]
+/// struct Frozen(Instant);
+/// impl Runtime for Frozen {
 ///     fn spawn(&self, task: BoxFuture) { drop(task) }
 ///     fn sleep_until(&self, _deadline: Instant) -> BoxFuture { Box::pin(async {}) }
-///     fn now(&self) -> Instant { Instant::now() }
+///     fn now(&self) -> Instant { self.0 }
 /// }
 /// ```
 pub trait Runtime: Clone + Send + Sync + 'static {

@@ -529,3 +529,66 @@ pub fn echo_app(hub: &mut Hub<Keys>, id: SessionId, event: &Event, now: Instant)
     let d = hub.send(id, now, &msg);
     assert_eq!(d.queued, 1, "echo was not queued: {d:?}");
 }
+
+/// One thing a hand-driven session did, in order (see [`drive`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// `poll_event` returned this event.
+    Event(Event),
+    /// `poll_transmit` handed out these bytes (all buffers joined), which were then
+    /// written in full and reported with `on_transmitted`.
+    Write(Vec<u8>),
+    /// `poll_transmit` answered `Transmit::Finished`.
+    Finished,
+}
+
+/// Drives one session by hand, as a driver whose transport takes every byte at once:
+/// takes its events, writes what it hands out, until it is idle or finished. Returns
+/// every step in order, so tests can check what came before what.
+pub fn drive(hub: &mut Hub<Keys>, id: SessionId, now: Instant) -> Vec<Step> {
+    let mut steps = Vec::new();
+    loop {
+        let mut progress = false;
+        while let Some(event) = hub.poll_event(id) {
+            steps.push(Step::Event(event));
+            progress = true;
+        }
+        let mut out = Vec::new();
+        match hub.poll_transmit(id, now, &mut out) {
+            Transmit::Write(n) => {
+                assert_eq!(n, out.len(), "Write(n) must count the buffers handed out");
+                let bytes: Vec<u8> = out.iter().flat_map(|b| b.iter().copied()).collect();
+                let _ = hub.on_transmitted(id, now, bytes.len());
+                steps.push(Step::Write(bytes));
+            }
+            Transmit::Finished => {
+                steps.push(Step::Finished);
+                return steps;
+            }
+            Transmit::Idle if !progress => return steps,
+            Transmit::Idle => {}
+        }
+    }
+}
+
+/// The events among `steps`, in order.
+pub fn step_events(steps: &[Step]) -> Vec<Event> {
+    steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Event(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The bytes written among `steps`, joined.
+pub fn step_bytes(steps: &[Step]) -> Vec<u8> {
+    steps
+        .iter()
+        .flat_map(|s| match s {
+            Step::Write(b) => b.clone(),
+            _ => Vec::new(),
+        })
+        .collect()
+}

@@ -1,0 +1,85 @@
+// The chat example in a real browser: two headless Chromium pages on one chat server;
+// a line typed into the first appears in both. Run through ./run.sh, which builds the
+// example and sets CHAT_BIN (and CHROMIUM, if not the Debian path).
+//
+// Set SCREENSHOT=path.png to keep a picture of the second page.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { chromium } from "playwright-core";
+
+const CHAT_BIN = process.env.CHAT_BIN;
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const WAIT_MS = 15_000;
+
+/** Starts the chat example on a free port; resolves with its URL and the process. */
+function startChat() {
+  assert.ok(CHAT_BIN, "CHAT_BIN must name the built chat example");
+  const child = spawn(CHAT_BIN, ["--addr", "127.0.0.1:0"], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("chat printed no address")), WAIT_MS);
+    let out = "";
+    child.stdout.on("data", (chunk) => {
+      out += chunk;
+      const found = out.match(/http:\/\/[\d.]+:\d+\//);
+      if (found) {
+        clearTimeout(timer);
+        resolve({ url: found[0], child });
+      }
+    });
+    child.on("exit", (code) => reject(new Error(`chat exited early (${code})`)));
+  });
+}
+
+/** Opens the chat page in its own browser context and waits for its socket. */
+async function openChat(browser, url) {
+  const context = await browser.newContext({ viewport: { width: 900, height: 600 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT_MS);
+  await page.goto(url);
+  // chat.html marks the body once its WebSocket is open.
+  await page.waitForSelector("body[data-connected=yes]");
+  return page;
+}
+
+test("a chat line typed in one page appears in both", { timeout: 60_000 }, async () => {
+  const { url, child } = await startChat();
+  // playwright gives each launch a fresh temporary profile (--user-data-dir).
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+    ],
+  });
+  try {
+    const one = await openChat(browser, url);
+    const two = await openChat(browser, url);
+
+    const line = `hello from page one ${Date.now()}`;
+    await one.fill("#text", line);
+    await one.press("#text", "Enter");
+
+    for (const page of [two, one]) {
+      await page.locator("#chat p", { hasText: line }).waitFor();
+    }
+    assert.equal(await one.inputValue("#text"), "", "the input is cleared after sending");
+    assert.deepEqual(await two.locator("#chat p").allTextContents(), [line]);
+
+    if (process.env.SCREENSHOT) {
+      await two.screenshot({ path: process.env.SCREENSHOT });
+    }
+  } finally {
+    await browser.close();
+    child.kill();
+  }
+});

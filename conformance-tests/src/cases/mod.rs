@@ -1,0 +1,23 @@
+//! Every case, written once and generic over the [`Backend`](crate::Backend). Each is a
+//! plain function that panics on failure; [`conformance_suite!`](crate::conformance_suite)
+//! turns them into one `#[test]` each. They can also be called one by one.
+
+mod broadcast;
+mod close;
+mod echo;
+mod handlers;
+mod handshake;
+mod keepalive;
+mod limits;
+mod load;
+mod slow;
+
+pub use broadcast::*;
+pub use close::*;
+pub use echo::*;
+pub use handlers::*;
+pub use handshake::*;
+pub use keepalive::*;
+pub use limits::*;
+pub use load::*;
+pub use slow::*;

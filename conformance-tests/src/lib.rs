@@ -1,0 +1,230 @@
+//! The behavioural suite every melody adapter must pass.
+//!
+//! An adapter (tokio, smol, async-std, or yours) implements [`Backend`] — start a
+//! melody instance on its runtime, accepting on a given listener; hand out the
+//! [`Melody`](melody_core::driver::Melody); run a future; stop — and
+//! [`conformance_suite!`] expands to one `#[test]` per case for it. The cases are
+//! written once, here, in [`cases`].
+//!
+//! The client side shares no code with any adapter: blocking `tungstenite` clients and
+//! raw `std::net::TcpStream`s (for input no client library will send) on plain
+//! threads. Every read has a 5 s timeout and every case a time limit, so a misbehaving
+//! adapter fails a case instead of hanging the run. Each case binds its own
+//! `127.0.0.1:0` listener, so cases run in parallel. Timing cases use short periods
+//! (100 ms ping, 300 ms pong and write waits) and tolerant windows; exact timing is
+//! tested by melody-core under a simulated clock.
+//!
+//! What is covered: the handshake (101 with the right accept key and subprotocol; 4xx,
+//! 426, 400, 403 refusals; origin policy; handshake timeout; session cap 503; keys
+//! attached at upgrade), echo of text and binary across every frame-length encoding up
+//! to 1 MiB, fragments, ping/pong and ordering; bad input (1009, 1007, 1002) while the
+//! server keeps serving; every handler's arguments and order, panicking and
+//! re-entrant handlers; every broadcast and topic flavour, ordering and concurrent
+//! broadcasts; slow consumers under each drop policy, where what a client misses must
+//! equal what the API reports dropped; keepalive (pings, pong timeout, write timeout);
+//! closing and graceful shutdown; 2000 connections at once.
+//!
+//! # Running it for your adapter
+//!
+//! Add the crate as a dev-dependency, implement [`Backend`] in a test file, and call
+//! the macro. Here is melody-tokio's (the crate's own `tests/tokio.rs`):
+//!
+//! ```no_run
+//! use std::future::Future;
+//! use std::io;
+//! use std::net::SocketAddr;
+//! use std::time::Duration;
+//!
+//! use conformance_tests::{conformance_suite, Backend, Upgrade};
+//! use melody_tokio::{Config, Melody, TokioRuntime};
+//!
+//! pub struct TokioBackend {
+//!     runtime: Option<tokio::runtime::Runtime>,
+//!     melody: Melody,
+//! }
+//!
+//! impl Backend for TokioBackend {
+//!     type Runtime = TokioRuntime;
+//!
+//!     fn start(
+//!         config: Config,
+//!         listener: std::net::TcpListener,
+//!         upgrade: Upgrade,
+//!         setup: impl FnOnce(&Melody),
+//!     ) -> io::Result<Self> {
+//!         let runtime = tokio::runtime::Builder::new_multi_thread()
+//!             .worker_threads(2)
+//!             .enable_all()
+//!             .build()?;
+//!         let melody = Melody::with_runtime(TokioRuntime, config)
+//!             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+//!         setup(&melody); // handlers first, then accept
+//!         listener.set_nonblocking(true)?;
+//!         let listener = {
+//!             let _entered = runtime.enter();
+//!             tokio::net::TcpListener::from_std(listener)?
+//!         };
+//!         let m = melody.clone();
+//!         match upgrade {
+//!             // The adapter's own accept loop; melody-core answers the upgrade.
+//!             Upgrade::Serve => {
+//!                 runtime.spawn(async move {
+//!                     let _ = melody_tokio::serve(&m, listener).await;
+//!                 });
+//!             }
+//!             // The adapter's HandleRequestWithKeys: here, its axum integration.
+//!             Upgrade::WithKeys(keys) => {
+//!                 let handler = move |request: axum::extract::Request| {
+//!                     let (m, keys) = (m.clone(), keys.clone());
+//!                     async move {
+//!                         let mut head = melody_core::Request::new(());
+//!                         *head.uri_mut() = request.uri().clone();
+//!                         *head.headers_mut() = request.headers().clone();
+//!                         let keys = keys(&head);
+//!                         melody_tokio::axum::handle_request_with_keys(&m, request, keys)
+//!                     }
+//!                 };
+//!                 let app = axum::Router::new().fallback(handler);
+//!                 let closed = melody.closed();
+//!                 runtime.spawn(async move {
+//!                     let service = app.into_make_service_with_connect_info::<SocketAddr>();
+//!                     let _ = axum::serve(listener, service)
+//!                         .with_graceful_shutdown(closed)
+//!                         .await;
+//!                 });
+//!             }
+//!         }
+//!         Ok(TokioBackend { runtime: Some(runtime), melody })
+//!     }
+//!
+//!     fn melody(&self) -> &Melody {
+//!         &self.melody
+//!     }
+//!
+//!     fn block_on<F: Future>(&self, future: F) -> F::Output {
+//!         self.runtime.as_ref().expect("running").block_on(future)
+//!     }
+//!
+//!     fn stop(mut self) {
+//!         if let Some(rt) = self.runtime.take() {
+//!             rt.shutdown_timeout(Duration::from_secs(1));
+//!         }
+//!     }
+//! }
+//!
+//! conformance_suite!(TokioBackend);
+//! # fn main() {}
+//! ```
+//!
+//! Then `cargo test --test <that file>`. An adapter without an HTTP integration (smol,
+//! async-std) implements [`Upgrade::WithKeys`] with [`upgrade_with_keys`]: in its
+//! accept loop, wrap each stream in its `Transport` and spawn
+//! `upgrade_with_keys(melody.clone(), transport, info, keys.clone())`.
+//!
+//! Cases are public functions too: `conformance_tests::cases::echo_text_sizes::<B>()`
+//! runs one on its own.
+
+#![deny(missing_docs)]
+
+mod backend;
+pub mod cases;
+mod client;
+mod harness;
+mod upgrade;
+
+pub use backend::{Backend, KeysFn, Upgrade};
+#[doc(hidden)]
+pub use harness::run_case;
+pub use upgrade::upgrade_with_keys;
+
+/// The longest a case may run before it fails as hanging.
+pub const CASE_LIMIT: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// Expands to one `#[test]` per conformance case for a [`Backend`] type.
+///
+/// ```text
+/// conformance_tests::conformance_suite!(MyBackend);
+/// ```
+///
+/// (The [crate documentation](crate) shows it with a complete `Backend`.)
+///
+/// Each test runs its case on its own thread and fails it after [`CASE_LIMIT`].
+#[macro_export]
+macro_rules! conformance_suite {
+    ($backend:ty) => {
+        $crate::__conformance_cases!(
+            $backend;
+            // handshake
+            handshake_accepts_with_subprotocol,
+            handshake_refuses_plain_get,
+            handshake_refuses_wrong_version,
+            handshake_refuses_missing_key,
+            handshake_refuses_non_get,
+            handshake_refuses_oversized_request,
+            handshake_keeps_pipelined_frames,
+            handshake_refuses_cross_origin_by_default,
+            handshake_accepts_configured_origin,
+            handshake_times_out_incomplete,
+            session_cap_refuses_with_503,
+            keys_visible_in_on_connect,
+            // echo
+            echo_text_sizes,
+            echo_binary_sizes,
+            echo_fragmented_messages,
+            ping_answered_with_same_payload,
+            echo_200_messages_in_order,
+            // bad input
+            oversized_message_closed_1009,
+            invalid_utf8_closed_1007,
+            protocol_violations_closed_1002,
+            // handlers
+            handlers_fire_in_order,
+            panicking_handler_closes_its_session_only,
+            reentrant_broadcast_does_not_deadlock,
+            // broadcast
+            broadcast_reaches_all,
+            broadcast_others_skips_sender,
+            broadcast_filter_on_keys,
+            broadcast_multiple_reaches_list,
+            publish_reaches_subscribers,
+            publish_others_skips_publisher,
+            broadcast_keeps_per_session_order,
+            concurrent_broadcasts_all_delivered,
+            // slow consumers
+            slow_consumer_does_not_slow_fast_clients,
+            drop_newest_drops_are_counted,
+            drop_oldest_drops_are_counted,
+            disconnect_policy_closes_1008,
+            // keepalive
+            pings_sent_every_period,
+            silent_client_cut_after_pong_wait,
+            answering_client_stays_connected,
+            stalled_reader_cut_after_write_wait,
+            // close
+            client_close_answered_1000,
+            server_close_after_queued_data,
+            shutdown_flushes_and_sends_1001,
+            shutdown_cuts_off_at_deadline,
+            len_sessions_is_closed_track_state,
+            // load
+            load_2000_connections,
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases {
+    ($backend:ty; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::run_case(
+                    stringify!($case),
+                    $crate::CASE_LIMIT,
+                    $crate::cases::$case::<$backend>,
+                );
+            }
+        )*
+    };
+}
