@@ -232,6 +232,7 @@ pub(crate) fn echo<R: melody_core::driver::Runtime>(m: &Melody<R>) {
 /// Raises the soft open-file limit to at least `want` (bounded by the hard limit);
 /// returns the limit in force.
 #[cfg(unix)]
+#[allow(clippy::unnecessary_cast)] // `rlim_t` is not `u64` everywhere
 pub(crate) fn raise_fd_limit(want: u64) -> u64 {
     let mut lim = libc::rlimit {
         rlim_cur: 0,

@@ -177,6 +177,7 @@ macro_rules! conformance_suite {
             oversized_message_closed_1009,
             invalid_utf8_closed_1007,
             protocol_violations_closed_1002,
+            invalid_close_frames_closed_1002,
             // handlers
             handlers_fire_in_order,
             panicking_handler_closes_its_session_only,
@@ -206,6 +207,7 @@ macro_rules! conformance_suite {
             shutdown_flushes_and_sends_1001,
             shutdown_cuts_off_at_deadline,
             len_sessions_is_closed_track_state,
+            upgrade_racing_close_gets_no_session,
             // load
             load_2000_connections,
         );

@@ -61,7 +61,8 @@ pub struct Config {
     pub write_wait: Duration,
     /// How long after the last pong (or the handshake) the peer is considered gone (60 s).
     pub pong_wait: Duration,
-    /// How often a ping is sent (54 s). Must be shorter than `pong_wait`.
+    /// How often a ping is sent (54 s). Must be shorter than `pong_wait` by at least
+    /// `timer_granularity`.
     pub ping_period: Duration,
     /// Largest incoming message, after reassembly of fragments (64 KiB).
     ///
@@ -94,6 +95,10 @@ pub struct Config {
     /// Emit [`Event::Sent`](crate::Event::Sent) when a data message has been fully
     /// written (off, as it costs an event per message).
     pub sent_events: bool,
+    /// A page answered (200, `text/html`) to plain `GET`s that ask for no upgrade, so
+    /// one port can serve a demo page and the socket without an HTTP framework (none:
+    /// such requests get 400). For real sites, use an HTTP integration instead.
+    pub http_page: Option<bytes::Bytes>,
 }
 
 impl Default for Config {
@@ -115,6 +120,7 @@ impl Default for Config {
             subprotocols: Vec::new(),
             max_sessions: None,
             sent_events: false,
+            http_page: None,
         }
     }
 }
@@ -163,6 +169,8 @@ impl Config {
         max_sessions: Option<usize>);
     setter!(/// Sets [`Config::sent_events`].
         sent_events: bool);
+    setter!(/// Sets [`Config::http_page`].
+        http_page: Option<bytes::Bytes>);
 
     /// Checks the values against each other; [`Hub::new`](crate::Hub::new) refuses an
     /// invalid config with the same error.
@@ -205,7 +213,9 @@ impl Config {
                 field: "max_sessions",
             });
         }
-        if self.ping_period >= self.pong_wait {
+        // Deadlines are rounded up to the granularity: closer than one tick, the ping
+        // and the pong deadline can fall in the same tick, and every peer times out.
+        if self.ping_period.saturating_add(self.timer_granularity) > self.pong_wait {
             return Err(ConfigError::PingNotBeforePongWait {
                 ping_period: self.ping_period,
                 pong_wait: self.pong_wait,
@@ -241,10 +251,11 @@ pub enum ConfigError {
         /// The field's name.
         field: &'static str,
     },
-    /// Pings must go out before the pong deadline, or every healthy peer times out.
+    /// Pings must go out before the pong deadline, at least one `timer_granularity`
+    /// before it, or every healthy peer times out.
     #[error(
-        "config: ping_period ({ping_period:?}) must be shorter than pong_wait ({pong_wait:?}), \
-         or healthy peers time out between pings"
+        "config: ping_period ({ping_period:?}) must be shorter than pong_wait ({pong_wait:?}) \
+         by at least timer_granularity, or healthy peers time out between pings"
     )]
     PingNotBeforePongWait {
         /// The configured ping period.

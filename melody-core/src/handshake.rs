@@ -152,6 +152,24 @@ fn choose_protocol(headers: &HeaderMap, ours: &[String]) -> Option<String> {
     ours.iter().find(|p| offered.contains(&p.as_str())).cloned()
 }
 
+/// Whether a request asks for any protocol upgrade at all.
+pub(crate) fn asks_upgrade(request: &Request) -> bool {
+    request.headers().contains_key("upgrade")
+}
+
+/// A 200 response carrying `page` as HTML, closing the connection after it.
+pub(crate) fn page_response(page: &Bytes) -> Bytes {
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        page.len()
+    );
+    let mut response = Vec::with_capacity(head.len() + page.len());
+    response.extend_from_slice(head.as_bytes());
+    response.extend_from_slice(page);
+    Bytes::from(response)
+}
+
 /// The 101 response.
 pub(crate) fn switching_protocols(accept: &Accept) -> Bytes {
     let mut s = String::with_capacity(160);

@@ -109,6 +109,11 @@ impl Outbox {
             return Admit::Closed;
         }
         let len = msg.wire_len();
+        if bounds.bytes.is_some_and(|max| len > max) {
+            // Larger than the whole lane: it could never be queued, whatever the policy,
+            // and says nothing about how fast this peer reads.
+            return Admit::Dropped;
+        }
         let fits = |this: &Self| {
             this.data_len() < bounds.messages
                 && bounds.bytes.is_none_or(|max| this.data_bytes + len <= max)
@@ -119,15 +124,26 @@ impl Outbox {
                 DropPolicy::DropNewest => return Admit::Dropped,
                 DropPolicy::Disconnect => return Admit::Disconnect { discarded: 0 },
                 DropPolicy::DropOldest => {
-                    while !fits(self) {
-                        match self.data.pop_front() {
-                            Some(old) => {
-                                self.data_bytes -= old.wire_len();
-                                evicted += 1;
-                            }
-                            // Only in-flight data is left, which is never evicted.
-                            None => return Admit::Dropped,
+                    // Count the oldest queued messages that must go first: when evicting
+                    // them all is not enough (in-flight data is never evicted), refuse
+                    // the new message and evict nothing, rather than lose them unreported.
+                    let room = |count: usize, bytes: usize| {
+                        count < bounds.messages && bounds.bytes.is_none_or(|max| bytes + len <= max)
+                    };
+                    let (mut count, mut bytes) = (self.data_len(), self.data_bytes);
+                    for old in &self.data {
+                        if room(count, bytes) {
+                            break;
                         }
+                        count -= 1;
+                        bytes -= old.wire_len();
+                        evicted += 1;
+                    }
+                    if !room(count, bytes) {
+                        return Admit::Dropped;
+                    }
+                    for old in self.data.drain(..evicted) {
+                        self.data_bytes -= old.wire_len();
                     }
                 }
             }
@@ -288,6 +304,28 @@ mod tests {
         let _ = o.push_data(&Prepared::text("a"), b1);
         o.transmit(&mut out);
         assert_eq!(o.push_data(&Prepared::text("b"), b1), Admit::Dropped);
+    }
+
+    #[test]
+    fn a_message_larger_than_the_byte_bound_is_dropped_under_every_policy() {
+        for policy in [
+            DropPolicy::DropNewest,
+            DropPolicy::DropOldest,
+            DropPolicy::Disconnect,
+        ] {
+            let mut o = Outbox::default();
+            let b = Bounds {
+                messages: 100,
+                bytes: Some(10),
+                policy,
+            };
+            // 2 header bytes + 9 payload bytes = 11 > 10, even with an empty lane.
+            assert_eq!(o.push_data(&Prepared::text("123456789"), b), Admit::Dropped);
+            assert_eq!(
+                o.push_data(&Prepared::text("1234"), b),
+                Admit::Queued { evicted: 0 }
+            );
+        }
     }
 
     #[test]

@@ -281,6 +281,16 @@ impl<U> Session<U> {
                 (request, leftover)
             }
         };
+        if let Some(page) = &ctx.config.http_page {
+            if request.method() == tungstenite::http::Method::GET
+                && !handshake::asks_upgrade(&request)
+            {
+                // Not a WebSocket client: answer with the page and end, without an error.
+                self.outbox.seal_with_close(handshake::page_response(page));
+                self.await_peer_close = false;
+                return Outcome::default();
+            }
+        }
         let accepted = match handshake::validate(&request, ctx.config) {
             Ok(_) if at_capacity => Err(HandshakeRejection::new(
                 tungstenite::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -398,7 +408,8 @@ impl<U> Session<U> {
                 }
             }
         }
-        if pong {
+        // Keepalive ends when the session starts closing: a late pong re-arms nothing.
+        if pong && !self.outbox.is_sealed() {
             let at = ctx.now + ctx.config.pong_wait;
             ctx.arm(self, TimerKind::Pong, at);
         }

@@ -159,10 +159,13 @@ impl TimerWheel {
         tick: Tick,
     ) {
         timers.deadline[kind as usize] = tick;
-        if timers.scheduled[kind as usize] > tick {
-            timers.scheduled[kind as usize] = tick;
+        // A deadline already past gets its entry at the cursor (see `insert`); the
+        // session must record that tick, or `settle` takes the entry for a stale one.
+        let entry_tick = tick.max(self.cursor);
+        if timers.scheduled[kind as usize] > entry_tick {
+            timers.scheduled[kind as usize] = entry_tick;
             self.insert(Entry {
-                tick,
+                tick: entry_tick,
                 index,
                 serial,
                 kind,

@@ -832,3 +832,29 @@ fn check_upgrade_refuses_like_the_built_in_handshake() {
     );
     assert_eq!(s.hub.state(id), Some(SessionState::Open));
 }
+
+#[test]
+fn a_plain_get_gets_the_configured_page_and_the_connection_ends_cleanly() {
+    let page = melody_core::Bytes::from_static(b"<p>hello</p>");
+    let mut s = Sim::new(melody_core::Config::default().http_page(Some(page)));
+    let id = s.open_raw();
+    s.peer(id)
+        .send_raw(b"GET / HTTP/1.1\r\nHost: localhost:5000\r\nAccept: text/html\r\n\r\n");
+    s.pump();
+    let response = String::from_utf8(s.peer(id).take_raw()).unwrap();
+    assert_eq!(
+        response,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 12\r\n\
+         Connection: close\r\n\r\n<p>hello</p>"
+    );
+    // No error: a page was asked for and served.
+    assert_eq!(
+        s.peer(id).events,
+        vec![melody_core::Event::Disconnect { undelivered: 0 }]
+    );
+    assert_eq!(s.hub.stats().rejected, 0);
+    // Upgrades on the same hub still work.
+    let ws = s.connect();
+    assert!(s.hub.session(ws).is_some());
+    assert_eq!(s.hub.len(), 1);
+}

@@ -485,6 +485,16 @@ fn hub_new_refuses_invalid_configs_with_typed_errors() {
             ConfigError::InvalidSubprotocol(bad.into())
         );
     }
+    // Deadlines are rounded to the granularity (100 ms): a ping closer than one tick to
+    // the pong deadline can share its tick, so every peer would time out.
+    assert_eq!(
+        refused(d().ping_period(ms(59_950))),
+        ConfigError::PingNotBeforePongWait {
+            ping_period: ms(59_950),
+            pong_wait: secs(60)
+        }
+    );
+    assert!(d().ping_period(ms(59_900)).validate().is_ok());
     // The boundaries that are allowed.
     let fine = d()
         .ping_period(ms(59_999))
@@ -494,4 +504,72 @@ fn hub_new_refuses_invalid_configs_with_typed_errors() {
         .max_sessions(Some(1))
         .timer_granularity(Duration::from_nanos(1));
     assert!(Hub::<Keys>::new(fine, std::time::Instant::now()).is_ok());
+}
+
+#[test]
+fn a_ping_period_one_tick_short_of_pong_wait_keeps_answering_peers() {
+    // The tightest valid setting: pings at 59.9 s, 119.8 s, …; pong deadline 60 s after
+    // each answer. An answering peer is never cut; a silent one at 60 s exactly.
+    let mut s = Sim::new(Config::default().ping_period(ms(59_900)));
+    let answers = raw_peer(&mut s);
+    let silent = raw_peer(&mut s);
+    s.peer(silent).answer_pings = false;
+    advance_to(&mut s, ms(59_900));
+    assert_eq!(s.peer(answers).pings_seen, 1);
+    assert_eq!(s.peer(silent).pings_seen, 1);
+    advance_to(&mut s, secs(60));
+    assert_ended_with(s.peer(silent), SessionError::PongTimeout, 0);
+    advance_to(&mut s, secs(600));
+    assert_eq!(s.peer(answers).pings_seen, 10);
+    assert_eq!(s.hub.state(answers), Some(SessionState::Open));
+}
+
+#[test]
+fn a_pong_while_closing_does_not_rearm_the_pong_deadline() {
+    // The close timeout is longer than pong_wait here: a pong that arrives after our
+    // close frame must not let the pong deadline end the session first.
+    let mut s = Sim::new(Config::default().close_timeout(secs(120)));
+    let id = raw_peer(&mut s); // raw peers never answer a close frame
+    advance_to(&mut s, secs(1));
+    assert!(s
+        .hub
+        .close(id, s.now, melody_core::CloseCode::Normal, "bye"));
+    s.pump(); // the close frame is written at 1 s: the peer has until 121 s
+    advance_to(&mut s, secs(2));
+    s.peer(id).send_raw(&client_frame(0x8a, b""));
+    s.pump();
+    assert_eq!(
+        s.peer(id).events.last(),
+        Some(&Event::Pong(melody_core::Bytes::new()))
+    );
+    advance_to(&mut s, ms(120_900));
+    assert_eq!(s.hub.state(id), Some(SessionState::Closing));
+    assert_eq!(s.peer(id).pings_seen, 0, "no keepalive while closing");
+    advance_to(&mut s, secs(121));
+    assert_ended_with(s.peer(id), SessionError::CloseTimeout, 0);
+}
+
+#[test]
+fn a_late_handle_timeout_does_not_lose_the_ping_timer() {
+    // The loop wakes 66 s late (a suspended machine, a stalled event loop): the ping due
+    // at 54 s fires at 120 s, and the next one (due at 108 s) is already past. Pings must
+    // carry on, or a healthy peer times out once pong_wait (200 s here) passes.
+    let mut s = Sim::new(Config::default().pong_wait(secs(200)));
+    let id = raw_peer(&mut s);
+    s.now = s.t0 + secs(120);
+    s.hub.handle_timeout(s.now);
+    s.pump();
+    assert_eq!(s.peer(id).pings_seen, 1, "one ping, however late");
+    // The overdue one goes out at the next wakeup, then every 54 s from 108 s.
+    advance_to(&mut s, ms(120_100));
+    assert_eq!(s.peer(id).pings_seen, 2);
+    advance_to(&mut s, ms(161_900));
+    assert_eq!(s.peer(id).pings_seen, 2);
+    advance_to(&mut s, secs(162));
+    assert_eq!(s.peer(id).pings_seen, 3);
+    advance_to(&mut s, secs(600));
+    // 162 + 54 k ≤ 600: k = 0..=8.
+    assert_eq!(s.peer(id).pings_seen, 11);
+    assert_eq!(s.hub.state(id), Some(SessionState::Open));
+    assert!(errors(s.peer(id)).is_empty());
 }

@@ -408,6 +408,48 @@ fn drop_oldest_under_the_byte_bound_evicts_as_many_as_needed() {
     assert_eq!(s.hub.session_stats(id).unwrap().dropped, 9);
 }
 
+#[test]
+fn drop_oldest_evicts_nothing_when_even_an_empty_queue_would_not_make_room() {
+    let config = Config::default()
+        .message_buffer_bytes(Some(100))
+        .drop_policy(DropPolicy::DropOldest);
+    let mut s = Sim::new(config);
+    let id = stalled(&mut s);
+    let ten = |i: usize| Prepared::text(format!("{i:0>10}")); // 12 bytes
+    for i in 0..5 {
+        assert_eq!(s.hub.send(id, s.now, &ten(i)), queued(1));
+        s.pump(); // 60 bytes in flight
+    }
+    for i in 5..8 {
+        assert_eq!(s.hub.send(id, s.now, &ten(i)), queued(1)); // 36 bytes queued
+    }
+    // 50 bytes: 60 in flight + 50 > 100 even with the queue emptied. Evicting the three
+    // queued messages would lose them for nothing: the new one alone is refused.
+    let big = Prepared::text("x".repeat(48));
+    assert_eq!(big.wire_len(), 50);
+    assert_eq!(s.hub.send(id, s.now, &big), dropped(1));
+    assert_eq!(s.hub.session_stats(id).unwrap().queued, 8);
+    // 40 bytes fit once all three queued ones go: 60 + 40 = 100.
+    let fits = Prepared::text("y".repeat(38));
+    assert_eq!(
+        s.hub.send(id, s.now, &fits),
+        Delivery {
+            queued: 1,
+            dropped: 3,
+            ..Delivery::default()
+        }
+    );
+    let stats = s.hub.session_stats(id).unwrap();
+    assert_eq!((stats.queued, stats.dropped), (6, 4));
+    assert_eq!(s.hub.stats().dropped, 4);
+    s.pump();
+    assert_eq!(dropped_events(s.peer(id)), 4);
+    unstall(&mut s, id);
+    let mut expected: Vec<String> = (0..5).map(|i| format!("{i:0>10}")).collect();
+    expected.push("y".repeat(38));
+    assert_eq!(s.peer(id).texts(), expected, "every loss was counted");
+}
+
 // ---- close behind data ---------------------------------------------------------------
 
 #[test]

@@ -5,7 +5,10 @@
 //!
 //! - `/echo`: each message, text or binary, goes back to its sender only;
 //! - `/ws`: each message goes to every session (a chat room, as in `chat`);
-//! - `/`: the chat page, talking to `/ws`.
+//! - any plain GET: the chat page, talking to `/ws` (`Config::http_page`).
+//!
+//! It uses `melody_tokio::serve` directly, no HTTP framework, so that benchmarks
+//! measure melody itself.
 //!
 //! For Autobahn's fuzzingclient, allow its big messages:
 //! `--max-message-size 16777216 --buffer-size 1024`, and point it at `ws://HOST:PORT/echo`.
@@ -14,11 +17,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
-use axum::response::{Html, Response};
-use axum::routing::get;
-use axum::Router;
-use melody_tokio::{Config, DropPolicy, Melody, OriginPolicy, TokioRuntime};
+use melody_tokio::{Bytes, Config, DropPolicy, Melody, OriginPolicy, TokioRuntime};
 
 const PAGE: &str = include_str!("assets/chat.html");
 
@@ -42,17 +41,19 @@ usage: server [FLAGS]
   --origin P                  same | any | a comma-separated list of allowed origins (same)
   --subprotocol NAME          a subprotocol to offer; repeat for more (none)
   --shards N                  hub shards (one per core)
+  --threads N                 runtime worker threads; 1 runs tokio's current-thread
+                              runtime, as a benchmark pinned to one core wants (one per core)
   --help                      this text
 ";
 
 struct Options {
     addr: String,
     shards: Option<usize>,
+    threads: Option<usize>,
     config: Config,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let options = match parse(std::env::args().skip(1)) {
         Ok(Some(options)) => options,
         Ok(None) => {
@@ -64,7 +65,26 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(options).await {
+    let runtime = match options.threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    };
+    let runtime = match runtime {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("server: {e}");
@@ -77,7 +97,11 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     let shards = options.shards.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    let melody = Melody::with_shards(TokioRuntime, options.config, shards)?;
+    // A plain GET gets the chat page; upgrades to any path become sessions.
+    let config = options
+        .config
+        .http_page(Some(Bytes::from_static(PAGE.as_bytes())));
+    let melody = Melody::with_shards(TokioRuntime, config, shards)?;
 
     // `/echo` answers the sender; `/ws` is a room. The path is read per message: it is
     // one string comparison, and keeps the two endpoints on one instance.
@@ -98,27 +122,21 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         }
     });
 
-    let app = Router::new()
-        .route("/", get(|| async { Html(PAGE) }))
-        .route("/echo", get(upgrade))
-        .route("/ws", get(upgrade))
-        .with_state(melody.clone());
     let listener = tokio::net::TcpListener::bind(&options.addr).await?;
     println!("server: listening on {}", listener.local_addr()?);
 
     let stop = melody.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            let report = stop.shutdown(Duration::from_secs(5)).await;
-            println!("server: shut down: {report:?}");
-        })
-        .await?;
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let report = stop.shutdown(Duration::from_secs(5)).await;
+        println!("server: shut down: {report:?}");
+    });
+    // `serve` returns once shutdown begins; wait for the report to print.
+    melody_tokio::serve(&melody, listener).await?;
+    while !melody.is_empty() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     Ok(())
-}
-
-async fn upgrade(State(melody): State<Melody>, request: Request) -> Response {
-    melody_tokio::axum::handle_request(&melody, request)
 }
 
 /// Parses the flags; `Ok(None)` for `--help`.
@@ -126,6 +144,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, Stri
     let mut options = Options {
         addr: "127.0.0.1:5004".to_owned(),
         shards: None,
+        threads: None,
         config: Config::default(),
     };
     while let Some(flag) = args.next() {
@@ -150,6 +169,10 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, Stri
         options.config = match flag.as_str() {
             "--addr" => {
                 options.addr = value.clone();
+                c
+            }
+            "--threads" => {
+                options.threads = Some(number()?.max(1));
                 c
             }
             "--shards" => {

@@ -35,8 +35,8 @@ pub use transport::TokioTransport;
 
 pub use melody_core::driver::{Error, SessionKey, SessionRef, ShutdownReport};
 pub use melody_core::{
-    CloseCode, Config, ConfigError, ConnectionInfo, Delivery, DropPolicy, Keys, OriginPolicy,
-    Prepared, SessionError, SessionStats,
+    Bytes, CloseCode, Config, ConfigError, ConnectionInfo, Delivery, DropPolicy, Keys,
+    OriginPolicy, Prepared, SessionError, SessionStats,
 };
 
 /// A melody instance on tokio.

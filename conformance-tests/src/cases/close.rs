@@ -80,20 +80,24 @@ pub fn server_close_after_queued_data<B: Backend>() {
     }
 }
 
-/// `shutdown(2 s)` sends 1001 to every session after the messages queued before it,
-/// which all arrive; it returns once the clients have answered, well within the
-/// grace period, reporting every session closed and none cut off. Afterwards the
-/// instance is closed, empty, and accepts no new session.
+/// `shutdown(5 s)` sends 1001 to every session after the messages queued before it
+/// (300 × 16 KiB each, far more than socket buffers hold), which all arrive in order;
+/// it returns once the clients have answered, within the grace period, reporting
+/// every session closed and none cut off. Afterwards the instance is closed, empty,
+/// and accepts no new session.
 pub fn shutdown_flushes_and_sends_1001<B: Backend>() {
+    const MESSAGES: usize = 300;
     let rec = Recorder::new();
-    let server = Server::<B>::serve(config(), |m| rec.lifecycle(m));
+    let cfg = config().message_buffer_size(MESSAGES + 16);
+    let server = Server::<B>::serve(cfg, |m| rec.lifecycle(m));
     let clients: Vec<Client> = (0..3)
         .map(|i| Client::connect(server.addr, &format!("/{i}")))
         .collect();
     server.wait_len(3);
     let m = server.melody();
-    for i in 0..100 {
-        let d = m.broadcast(&format!("{i:04}{}", "x".repeat(1020)));
+    let filler = "x".repeat(16 * 1024 - 4);
+    for i in 0..MESSAGES {
+        let d = m.broadcast(&format!("{i:04}{filler}"));
         assert_eq!(d.queued, 3);
     }
     let readers: Vec<_> = clients
@@ -118,14 +122,14 @@ pub fn shutdown_flushes_and_sends_1001<B: Backend>() {
             })
         })
         .collect();
-    let grace = Duration::from_secs(2);
+    let grace = Duration::from_secs(5);
     let start = Instant::now();
     let report = server.block_on(m.shutdown(grace));
     let took = start.elapsed();
     for r in readers {
         assert_eq!(
             r.join().unwrap(),
-            (100, 1001),
+            (MESSAGES, 1001),
             "(messages received, close code)"
         );
     }
@@ -218,4 +222,37 @@ pub fn len_sessions_is_closed_track_state<B: Backend>() {
     }
     server.wait_len(0);
     assert!(m.sessions().is_empty());
+}
+
+/// An upgrade still in progress when `close()` is called (here: while its keys are
+/// being computed) does not leave a live session on the closed instance: the client
+/// is refused, or gets its 101 followed at once by a 1001 close, and `len()` ends at
+/// 0. ([`Upgrade::WithKeys`](crate::Upgrade::WithKeys).)
+pub fn upgrade_racing_close_gets_no_session<B: Backend>() {
+    let entered = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = entered.clone();
+    let keys: crate::KeysFn = Arc::new(move |_request| {
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(300));
+        melody_core::Keys::new()
+    });
+    let server = Server::<B>::start(config(), crate::Upgrade::WithKeys(keys), |_| {});
+    let addr = server.addr;
+    let client = std::thread::spawn(move || Client::try_connect(addr, "/late", &[]));
+    crate::harness::wait_until(Duration::from_secs(5), "the upgrade to start", || {
+        entered.load(std::sync::atomic::Ordering::SeqCst)
+    });
+    server.melody().close();
+    match client.join().unwrap() {
+        Err(_) => {}
+        Ok((mut c, _)) => {
+            assert_eq!(
+                c.recv_close().0,
+                1001,
+                "a session upgraded while closing must be closed with 1001"
+            );
+            c.finish_close();
+        }
+    }
+    server.wait_len(0);
 }

@@ -128,7 +128,7 @@ fn refused_in<B: Backend>(
     request: impl Fn(std::net::SocketAddr) -> String,
 ) -> Vec<(u16, Option<String>)> {
     let mut out = Vec::new();
-    for mode in modes.iter().cloned() {
+    for mode in modes {
         let rec = Recorder::new();
         let server = Server::<B>::start(cfg.clone(), mode.clone(), |m| {
             rec.lifecycle(m);

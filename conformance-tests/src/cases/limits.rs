@@ -75,8 +75,9 @@ fn start<B: Backend>(cfg: melody_core::Config) -> (Server<B>, std::sync::Arc<Rec
 }
 
 /// A message over `max_message_size` (1024 here) gets close 1009 and
-/// `SessionError::MessageTooBig`, whether in one frame or in fragments; a message of
-/// exactly the limit is accepted.
+/// `SessionError::MessageTooBig`, whether in one frame, in fragments, or only
+/// announced by a frame header (answered without waiting for the payload); a message
+/// of exactly the limit is accepted.
 pub fn oversized_message_closed_1009<B: Backend>() {
     let (server, rec, mut bystander) = start::<B>(config().max_message_size(1024));
     let mut exact = Raw::upgrade(server.addr, "/");
@@ -106,6 +107,19 @@ pub fn oversized_message_closed_1009<B: Backend>() {
         &mut bystander,
         "fragments",
         &fragments,
+        1009,
+        too_big,
+    );
+    // A header announcing 2^62 bytes: refused on the header, not after the payload.
+    let mut huge = vec![0x82, 0x80 | 127];
+    huge.extend_from_slice(&(1u64 << 62).to_be_bytes());
+    huge.extend_from_slice(&[1, 2, 3, 4]);
+    violation(
+        &server,
+        &rec,
+        &mut bystander,
+        "announced length",
+        &huge,
         1009,
         too_big,
     );
@@ -143,14 +157,13 @@ pub fn invalid_utf8_closed_1007<B: Backend>() {
 /// Protocol violations get close 1002 and `SessionError::Protocol`: an unmasked
 /// frame, reserved data and control opcodes, a control frame over 125 bytes, a
 /// fragmented control frame, a reserved bit without an extension, a continuation with
-/// nothing to continue, a close frame with a code that must not be sent (1005) or a
-/// one-byte payload, and a new message inside a fragmented one.
+/// nothing to continue, and a new message inside a fragmented one.
 pub fn protocol_violations_closed_1002<B: Backend>() {
     let (server, rec, mut bystander) = start::<B>(config());
     let protocol = |e: &SessionError| matches!(e, SessionError::Protocol(_));
     let mut rsv1 = frame(true, 0x1, b"x", MASK);
     rsv1[0] |= 0x40;
-    let cases: [(&str, Vec<u8>); 10] = [
+    let cases: [(&str, Vec<u8>); 8] = [
         ("unmasked frame", frame(true, 0x1, b"hi", None)),
         ("reserved data opcode", frame(true, 0x3, b"x", MASK)),
         ("reserved control opcode", frame(true, 0xB, b"x", MASK)),
@@ -161,11 +174,6 @@ pub fn protocol_violations_closed_1002<B: Backend>() {
         ("fragmented control frame", frame(false, 0x9, b"x", MASK)),
         ("reserved bit", rsv1),
         ("orphan continuation", frame(true, 0x0, b"x", MASK)),
-        (
-            "close code 1005 on the wire",
-            frame(true, 0x8, &1005u16.to_be_bytes(), MASK),
-        ),
-        ("close payload of one byte", frame(true, 0x8, &[3], MASK)),
         ("message inside a fragmented one", {
             let mut f = frame(false, 0x1, b"a", MASK);
             f.extend(frame(true, 0x1, b"b", MASK));
@@ -174,6 +182,60 @@ pub fn protocol_violations_closed_1002<B: Backend>() {
     ];
     for (name, bytes) in cases {
         violation(&server, &rec, &mut bystander, name, &bytes, 1002, protocol);
+    }
+    server.wait_len(1);
+}
+
+/// Invalid close frames get close 1002 and end the session: a one-byte payload
+/// (`on_error` gets `SessionError::Protocol`), and codes that must never be sent on
+/// the wire (1005, 1006, 999, and the reserved 2999). For a forbidden code,
+/// tungstenite rewrites the peer's frame to (1002, "Protocol violation") before
+/// melody sees it, so the violation reaches `on_close` with those values rather than
+/// `on_error`; either report is accepted here.
+pub fn invalid_close_frames_closed_1002<B: Backend>() {
+    let (server, rec, mut bystander) = start::<B>(config());
+    let protocol = |e: &SessionError| matches!(e, SessionError::Protocol(_));
+    let one_byte = frame(true, 0x8, &[3], MASK);
+    violation(
+        &server,
+        &rec,
+        &mut bystander,
+        "one-byte close",
+        &one_byte,
+        1002,
+        protocol,
+    );
+    for code in [1005u16, 1006, 999, 2999] {
+        let mut raw = Raw::upgrade(server.addr, "/");
+        let remote = raw.local();
+        raw.send(&frame(true, 0x8, &code.to_be_bytes(), MASK));
+        assert_eq!(
+            raw.read_close_code(),
+            1002,
+            "close code {code} must be refused"
+        );
+        assert!(
+            raw.wait_closed(Duration::from_secs(4)).is_some(),
+            "close code {code}: the connection must end"
+        );
+        rec.wait_disconnect(remote);
+        let calls = rec.of(remote);
+        assert!(
+            calls.iter().any(|c| match c {
+                Call::Error(Error::Session(e)) => protocol(e),
+                Call::Close(1002, _) => true,
+                _ => false,
+            }),
+            "close code {code}: the violation must be reported: {calls:?}"
+        );
+        assert!(
+            !calls
+                .iter()
+                .any(|c| matches!(c, Call::Close(c, _) if *c == code)),
+            "close code {code} must not reach on_close as if valid: {calls:?}"
+        );
+        bystander.send_text("after close code");
+        assert_eq!(bystander.recv_text(), "after close code");
     }
     server.wait_len(1);
 }

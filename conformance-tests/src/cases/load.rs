@@ -72,7 +72,7 @@ pub fn load_2000_connections<B: Backend>() {
     wait_until(
         Duration::from_secs(10),
         "len() == 0 after every close",
-        || m.len() == 0,
+        || m.is_empty(),
     );
     let mut after = Client::connect(addr, "/after");
     after.send_text("still serving");

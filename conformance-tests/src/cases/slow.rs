@@ -142,7 +142,7 @@ pub fn slow_consumer_does_not_slow_fast_clients<B: Backend>() {
     }
     let broadcast_done = Instant::now();
     assert!(
-        slowest < Duration::from_millis(250),
+        slowest < Duration::from_secs(1),
         "a broadcast call took {slowest:?}: broadcasting must never wait on a slow peer"
     );
     for s in &fast_sessions {

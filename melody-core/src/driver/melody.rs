@@ -157,10 +157,21 @@ impl<R: Runtime> Melody<R> {
         let shard = self.shared.pick_shard();
         let now = self.shared.rt.now();
         let id = self.shared.shards[shard].with(&self.shared.clock, |hub| {
-            hub.open(now, info, Slot::default())
+            let id = hub.open(now, info, Slot::default());
+            self.refuse_if_closed(hub, id, now);
+            id
         });
         register(&self.shared);
         Connection::new(self.shared.clone(), shard, id, transport)
+    }
+
+    /// Closes a session opened after (or while) `close`/`shutdown` ran, which
+    /// `close_all` may have missed: checked under the shard lock after opening, so
+    /// either `close_all` saw the session or this sees the flag.
+    fn refuse_if_closed(&self, hub: &mut crate::Hub<Slot>, id: SessionId, now: std::time::Instant) {
+        if self.shared.is_closed() {
+            hub.close(id, now, CloseCode::Away, "server closing");
+        }
     }
 
     /// Spawns [`Melody::connection`] on the runtime. After `close`/`shutdown`, the
@@ -177,12 +188,19 @@ impl<R: Runtime> Melody<R> {
     /// session cap) before answering it. The caller sends 101 with the returned
     /// [`Accept`] values, or the rejection's status and reason.
     pub fn check_upgrade(&self, request: &Request) -> Result<Accept, HandshakeRejection> {
+        if self.is_closed() {
+            return Err(HandshakeRejection {
+                status: tungstenite::http::StatusCode::SERVICE_UNAVAILABLE,
+                reason: "server closing",
+            });
+        }
         self.shared.shards[0].read(|hub| hub.check_upgrade(request))
     }
 
     /// For HTTP integrations: the task serving a connection that the framework already
     /// upgraded (olahol/melody's `HandleRequestWithKeys`). `keys` are the session's
-    /// initial keys; `leftover` are bytes read past the request, if any.
+    /// initial keys; bytes read past the request, if any, must come first out of
+    /// `transport`. After `close`/`shutdown` the session is closed with 1001 at once.
     pub fn upgraded_connection<T: Transport>(
         &self,
         transport: T,
@@ -198,7 +216,9 @@ impl<R: Runtime> Melody<R> {
             ..Slot::default()
         };
         let id = self.shared.shards[shard].with(&self.shared.clock, |hub| {
-            hub.open_upgraded(now, request, accept, Vec::new(), info, slot)
+            let id = hub.open_upgraded(now, request, accept, Vec::new(), info, slot);
+            self.refuse_if_closed(hub, id, now);
+            id
         });
         register(&self.shared);
         Connection::new(self.shared.clone(), shard, id, transport)

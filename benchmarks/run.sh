@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs the standard benchmark set against one server, pinned to core 0 with the load
+# generator on core 1, and prints one RESULT line per run (JSON after "RESULT ").
+#
+#   benchmarks/run.sh NAME -- SERVER COMMAND...   (the server must take --addr HOST:PORT)
+#
+# e.g. benchmarks/run.sh melody-tokio -- target/release/examples/server --threads 1 --shards 1
+#      benchmarks/run.sh baseline -- target/release/baseline
+# SETS selects runs (default "broadcast echo idle"); every run is bounded in time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+name=$1; shift
+[ "$1" = "--" ] && shift
+port=${PORT:-6100}
+sets=${SETS:-"broadcast echo idle"}
+loadgen=target/release/loadgen
+ulimit -n 20000 2>/dev/null || true
+
+taskset -c 0 "$@" --addr 127.0.0.1:$port >/dev/null 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
+for _ in $(seq 50); do
+    (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
+    sleep 0.1
+done
+
+run() { echo "$name $1 $(taskset -c 1 $loadgen "$@" --server-pid $server --time-limit 120 | grep '^RESULT')"; }
+for set in $sets; do
+    case $set in
+        broadcast) run broadcast --url ws://127.0.0.1:$port/ws --subscribers 1000 --window 64 --messages 2000 ;;
+        burst)     run broadcast --url ws://127.0.0.1:$port/ws --subscribers 100 --window 4000 --messages 4000 ;;
+        echo)      run echo --url ws://127.0.0.1:$port/echo --connections 50 --messages 100000 ;;
+        rate)      run rate --url ws://127.0.0.1:$port/ws --subscribers 1000 --rate 10 --messages 50 ;;
+        idle)      run idle --url ws://127.0.0.1:$port/ws --connections 10000 --hold 5 ;;
+        *) echo "unknown set $set" >&2; exit 2 ;;
+    esac
+done
