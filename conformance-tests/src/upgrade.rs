@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 
 use melody_core::driver::{Melody, Runtime, Transport};
 use melody_core::{ConnectionInfo, HandshakeRejection, Request};
+use tungstenite::error::ProtocolError;
 use tungstenite::handshake::machine::TryParse;
 use tungstenite::http::StatusCode;
 
@@ -61,6 +62,16 @@ pub async fn upgrade_with_keys<R: Runtime, T: Transport>(
                 return refuse(&mut transport, &mut deadline, too_large()).await
             }
             Ok(None) => {}
+            Err(tungstenite::Error::Protocol(ProtocolError::WrongHttpMethod)) => {
+                let wrong = HandshakeRejection {
+                    status: StatusCode::METHOD_NOT_ALLOWED,
+                    reason: "only GET can upgrade",
+                };
+                return refuse(&mut transport, &mut deadline, wrong).await;
+            }
+            Err(tungstenite::Error::Protocol(ProtocolError::HttparseError(
+                httparse::Error::TooManyHeaders,
+            ))) => return refuse(&mut transport, &mut deadline, too_large()).await,
             Err(_) => {
                 let bad = HandshakeRejection {
                     status: StatusCode::BAD_REQUEST,

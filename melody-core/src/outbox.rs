@@ -8,6 +8,9 @@ use bytes::Bytes;
 use crate::config::DropPolicy;
 use crate::prepared::Prepared;
 
+/// Most unsent pongs kept; older ones are dropped first.
+pub(crate) const MAX_PENDING_PONGS: usize = 16;
+
 /// Most buffers handed out by one `poll_transmit` (Linux's `IOV_MAX` is 1024).
 pub(crate) const MAX_TRANSMIT_ITEMS: usize = 1024;
 
@@ -52,8 +55,8 @@ pub(crate) enum Completed {
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
     control: VecDeque<Bytes>,
-    /// The latest unsent pong: a ping flood cannot grow the control lane.
-    pong: Option<Bytes>,
+    /// Unsent pongs, at most `MAX_PENDING_PONGS`: a ping flood cannot grow the outbox.
+    pongs: VecDeque<Bytes>,
     data: VecDeque<Prepared>,
     close: Option<Bytes>,
     sealed: bool,
@@ -71,9 +74,14 @@ impl Outbox {
         self.control.push_back(frame);
     }
 
-    /// Replaces any pong not yet handed out.
+    /// Queues a pong; past `MAX_PENDING_PONGS` unsent ones, the oldest is dropped
+    /// (RFC 6455 §5.5.3 allows answering only the latest ping). Peers that send a few
+    /// pings at once get every answer, as Autobahn's cases 2.10 and 2.11 check.
     pub(crate) fn push_pong(&mut self, frame: Bytes) {
-        self.pong = Some(frame);
+        if self.pongs.len() >= MAX_PENDING_PONGS {
+            self.pongs.pop_front();
+        }
+        self.pongs.push_back(frame);
     }
 
     /// Whether a ping is already waiting in the control lane (pings are not stacked).
@@ -98,7 +106,7 @@ impl Outbox {
     /// Whether anything waits to be handed to the transport.
     pub(crate) fn has_unsent(&self) -> bool {
         !self.control.is_empty()
-            || self.pong.is_some()
+            || !self.pongs.is_empty()
             || !self.data.is_empty()
             || self.close.is_some()
     }
@@ -179,7 +187,7 @@ impl Outbox {
         while moved < MAX_TRANSMIT_ITEMS {
             let (bytes, flight) = if let Some(c) = self.control.pop_front() {
                 (c, Flight::Control)
-            } else if let Some(p) = self.pong.take() {
+            } else if let Some(p) = self.pongs.pop_front() {
                 (p, Flight::Control)
             } else if let Some(d) = self.data.pop_front() {
                 self.data_in_flight += 1;
@@ -227,6 +235,9 @@ impl Outbox {
     pub(crate) fn trim(&mut self) {
         if self.control.is_empty() {
             self.control = VecDeque::new();
+        }
+        if self.pongs.is_empty() {
+            self.pongs = VecDeque::new();
         }
         if self.data.is_empty() {
             self.data = VecDeque::new();
@@ -354,16 +365,18 @@ mod tests {
         let _ = o.push_data(&Prepared::text("data"), b);
         assert!(o.seal_with_close(Bytes::from_static(b"CLOSE")));
         o.push_control(Bytes::from_static(b"PING"));
-        o.push_pong(Bytes::from_static(b"PONG1"));
-        o.push_pong(Bytes::from_static(b"PONG2"));
+        for i in 0..20 {
+            o.push_pong(Bytes::from(format!("PONG{i:02}")));
+        }
         assert_eq!(o.push_data(&Prepared::text("late"), b), Admit::Closed);
         let mut out = Vec::new();
-        assert_eq!(o.transmit(&mut out), 4);
+        assert_eq!(o.transmit(&mut out), 1 + MAX_PENDING_PONGS + 2);
         assert_eq!(&out[0][..], b"PING");
-        assert_eq!(&out[1][..], b"PONG2");
-        assert_eq!(&out[3][..], b"CLOSE");
+        assert_eq!(&out[1][..], b"PONG04", "the 4 oldest of 20 pongs were dropped");
+        assert_eq!(&out[MAX_PENDING_PONGS][..], b"PONG19");
+        assert_eq!(&out[MAX_PENDING_PONGS + 2][..], b"CLOSE");
         let mut done = Vec::new();
-        o.transmitted(4 + 5 + 3, |c| done.push(c));
+        o.transmitted(4 + 6 * MAX_PENDING_PONGS + 3, |c| done.push(c));
         assert!(done.is_empty(), "data frame only partly written");
         o.transmitted(3 + 5, |c| done.push(c));
         assert!(matches!(done[..], [Completed::Data(_), Completed::Close]));

@@ -394,7 +394,7 @@ fn a_ping_is_answered_with_a_pong_of_the_same_payload() {
 }
 
 #[test]
-fn a_ping_flood_keeps_only_the_latest_unsent_pong() {
+fn a_ping_flood_keeps_only_the_latest_sixteen_unsent_pongs() {
     let mut s = Sim::new(Config::default());
     let id = s.hub.open(s.now, ConnectionInfo::default(), Keys::new());
     s.hub
@@ -409,12 +409,15 @@ fn a_ping_flood_keeps_only_the_latest_unsent_pong() {
         let ping = masked(0x89, MASK, format!("ping {i}").as_bytes());
         s.hub.handle_input(id, s.now, &ping).unwrap();
     }
-    let mut pong = vec![0x8a, 9];
-    pong.extend(b"ping 9999");
+    let mut latest = Vec::new();
+    for i in 9_984..10_000 {
+        latest.extend([0x8a, 9]);
+        latest.extend(format!("ping {i}").as_bytes());
+    }
     assert_eq!(
         drive(&mut s.hub, id, s.now),
-        vec![Step::Write(pong)],
-        "one pong, the latest, no event"
+        vec![Step::Write(latest)],
+        "the 16 latest pongs, in order, in one write, no event"
     );
     // A pong handed out but not yet written stays; only the unsent one is replaced.
     s.hub
@@ -425,17 +428,19 @@ fn a_ping_flood_keeps_only_the_latest_unsent_pong() {
         s.hub.poll_transmit(id, s.now, &mut out),
         melody_core::Transmit::Write(1)
     );
-    for payload in [&b"b"[..], b"c", b"d"] {
+    for i in 0..20u8 {
         s.hub
-            .handle_input(id, s.now, &masked(0x89, MASK, payload))
+            .handle_input(id, s.now, &masked(0x89, MASK, &[b'b' + i]))
             .unwrap();
     }
     assert_eq!(
         s.hub.poll_transmit(id, s.now, &mut out),
-        melody_core::Transmit::Write(1)
+        melody_core::Transmit::Write(16)
     );
     let out: Vec<Vec<u8>> = out.iter().map(|b| b.to_vec()).collect();
-    assert_eq!(out, vec![vec![0x8a, 1, b'a'], vec![0x8a, 1, b'd']]);
+    let mut expected = vec![vec![0x8a, 1, b'a']];
+    expected.extend((4..20u8).map(|i| vec![0x8a, 1, b'b' + i]));
+    assert_eq!(out, expected, "the pong in flight stays; the 16 latest unsent follow");
 }
 
 #[test]
@@ -454,14 +459,13 @@ fn a_ping_flood_to_a_stalled_peer_does_not_grow_its_queue() {
     assert!(s.peer(id).messages.is_empty());
     s.peer(id).reading = Reading::All;
     s.pump();
+    let expected: Vec<Message> = (0..3)
+        .flat_map(|round| (984..1000).map(move |i| Message::Pong(format!("{round}:{i}").into_bytes().into())))
+        .collect();
     assert_eq!(
         s.peer(id).messages,
-        vec![
-            Message::Pong(b"0:999".to_vec().into()),
-            Message::Pong(b"1:999".to_vec().into()),
-            Message::Pong(b"2:999".to_vec().into()),
-        ],
-        "at most one pong per write opportunity"
+        expected,
+        "at most 16 pongs wait per write opportunity, the latest ones"
     );
     assert_eq!(s.peer(id).events, vec![Event::Connect]);
     assert_eq!(s.hub.state(id), Some(SessionState::Open));

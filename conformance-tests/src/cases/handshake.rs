@@ -211,7 +211,7 @@ pub fn handshake_refuses_non_get<B: Backend>() {
 }
 
 /// A request head larger than `max_handshake_size` (1 KiB here) gets 431, whether
-/// complete or still growing. Only for [`Upgrade::Serve`]: with an HTTP integration
+/// complete or still growing, and so does one with 200 headers. Only for [`Upgrade::Serve`]: with an HTTP integration
 /// the framework's own header limits apply.
 pub fn handshake_refuses_oversized_request<B: Backend>() {
     let cfg = config().max_handshake_size(1024);
@@ -225,6 +225,12 @@ pub fn handshake_refuses_oversized_request<B: Backend>() {
         format!("GET / HTTP/1.1\r\nHost: {addr}\r\n{filler}")
     });
     assert_eq!(statuses[0].0, 431, "an endless request must get 431");
+    let many: Vec<String> = (0..200).map(|i| format!("X-{i}: y")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let statuses = refused_in::<B>(&[Upgrade::Serve], config(), |addr| {
+        upgrade_request(addr, "/", &[], &many)
+    });
+    assert_eq!(statuses[0].0, 431, "200 headers must get 431");
 }
 
 /// Frames sent right behind the upgrade request, in the same write (before the 101
