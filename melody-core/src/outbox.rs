@@ -372,7 +372,11 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(o.transmit(&mut out), 1 + MAX_PENDING_PONGS + 2);
         assert_eq!(&out[0][..], b"PING");
-        assert_eq!(&out[1][..], b"PONG04", "the 4 oldest of 20 pongs were dropped");
+        assert_eq!(
+            &out[1][..],
+            b"PONG04",
+            "the 4 oldest of 20 pongs were dropped"
+        );
         assert_eq!(&out[MAX_PENDING_PONGS][..], b"PONG19");
         assert_eq!(&out[MAX_PENDING_PONGS + 2][..], b"CLOSE");
         let mut done = Vec::new();

@@ -440,7 +440,10 @@ fn a_ping_flood_keeps_only_the_latest_sixteen_unsent_pongs() {
     let out: Vec<Vec<u8>> = out.iter().map(|b| b.to_vec()).collect();
     let mut expected = vec![vec![0x8a, 1, b'a']];
     expected.extend((4..20u8).map(|i| vec![0x8a, 1, b'b' + i]));
-    assert_eq!(out, expected, "the pong in flight stays; the 16 latest unsent follow");
+    assert_eq!(
+        out, expected,
+        "the pong in flight stays; the 16 latest unsent follow"
+    );
 }
 
 #[test]
@@ -460,7 +463,9 @@ fn a_ping_flood_to_a_stalled_peer_does_not_grow_its_queue() {
     s.peer(id).reading = Reading::All;
     s.pump();
     let expected: Vec<Message> = (0..3)
-        .flat_map(|round| (984..1000).map(move |i| Message::Pong(format!("{round}:{i}").into_bytes().into())))
+        .flat_map(|round| {
+            (984..1000).map(move |i| Message::Pong(format!("{round}:{i}").into_bytes().into()))
+        })
         .collect();
     assert_eq!(
         s.peer(id).messages,

@@ -16,9 +16,12 @@ mod clock;
 mod connection;
 mod error;
 mod filter;
+#[cfg(feature = "futures-io")]
+mod futures_io;
 mod handlers;
 mod melody;
 mod runtime;
+mod serve;
 mod session;
 mod shard;
 mod shared;
@@ -27,7 +30,10 @@ mod wait;
 pub use connection::Connection;
 pub use error::Error;
 pub use filter::SessionRef;
+#[cfg(feature = "futures-io")]
+pub use futures_io::FuturesIoTransport;
 pub use melody::{Melody, ShutdownReport};
 pub use runtime::{BoxFuture, Runtime, Transport};
+pub use serve::{accept_loop, ACCEPT_BACKOFF};
 pub use session::{Session, SessionKey};
 pub use wait::Closed;
