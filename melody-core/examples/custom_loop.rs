@@ -8,11 +8,10 @@
 //! Open the printed URL in two tabs: every text message goes to everyone (`Target::All`).
 //!
 //! One port serves both the page and the WebSocket, so the page can simply open
-//! `ws://` + `location.host` and pass the hub's same-origin check. Each accepted
-//! connection gets a hub session at once, so the hub's handshake timeout also bounds a
-//! peer that never sends a request. The loop keeps the first bytes itself until the
-//! request head is complete: a head with an `Upgrade` header goes to the hub, anything
-//! else gets the page (or a 404), its session is released and the socket closed.
+//! `ws://` + `location.host` and pass the hub's same-origin check: the hub answers a
+//! plain GET with the page (`Config::http_page`) and turns an upgrade into a session.
+//! Each accepted connection gets a hub session at once, so the hub's handshake timeout
+//! also bounds a peer that never sends a request.
 
 use std::collections::HashMap;
 use std::io::{self, IoSlice, Read, Write};
@@ -26,8 +25,6 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token};
 
 const LISTENER: Token = Token(0);
-/// A request head larger than this is left to the hub, which refuses it.
-const MAX_HEAD: usize = 8 * 1024;
 
 const PAGE: &str = r#"<!doctype html>
 <meta charset="utf-8"><title>melody chat</title>
@@ -47,8 +44,6 @@ text.onkeydown = (e) => {
 struct Conn {
     socket: TcpStream,
     id: SessionId,
-    /// The request head, kept until we know whether it asks for a WebSocket.
-    head: Option<Vec<u8>>,
     /// Buffers from `poll_transmit` not yet written, in order (the first possibly
     /// sliced past what a partial write took). The hub already counts them in flight.
     held: Vec<Bytes>,
@@ -70,7 +65,8 @@ fn main() -> io::Result<()> {
     let mut poll = Poll::new()?;
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
-    let mut hub: Hub<()> = Hub::new(Config::default(), Instant::now())
+    let config = Config::default().http_page(Some(Bytes::from_static(PAGE.as_bytes())));
+    let mut hub: Hub<()> = Hub::new(config, Instant::now())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let mut conns: HashMap<Token, Conn> = HashMap::new();
     let mut events = Events::with_capacity(1024);
@@ -176,7 +172,6 @@ fn accept(
         let conn = Conn {
             socket,
             id,
-            head: Some(Vec::new()),
             held: Vec::new(),
             write_interest: false,
             disconnected: false,
@@ -186,59 +181,24 @@ fn accept(
 }
 
 /// Reads until the socket would block (mio is edge-triggered). Returns `true` when the
-/// connection is to be closed at once: a plain HTTP request was answered.
+/// connection is to be closed at once: the hub no longer knows it.
 fn read(hub: &mut Hub<()>, conn: &mut Conn, now: Instant, buf: &mut [u8]) -> bool {
     loop {
-        let n = match conn.socket.read(buf) {
-            Ok(0) => return hub.handle_eof(conn.id, now).is_err(),
-            Ok(n) => n,
+        let result = match conn.socket.read(buf) {
+            Ok(0) => hub.handle_eof(conn.id, now),
+            Ok(n) => hub.handle_input(conn.id, now, &buf[..n]),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return hub.handle_io_error(conn.id, now, &e).is_err(),
+            Err(e) => hub.handle_io_error(conn.id, now, &e),
         };
-        let Some(head) = &mut conn.head else {
-            let _ = hub.handle_input(conn.id, now, &buf[..n]);
-            continue;
-        };
-        head.extend_from_slice(&buf[..n]);
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut request = httparse::Request::new(&mut headers);
-        let page = match request.parse(head) {
-            Ok(httparse::Status::Partial) if head.len() < MAX_HEAD => continue,
-            Ok(httparse::Status::Complete(_))
-                if !request
-                    .headers
-                    .iter()
-                    .any(|h| h.name.eq_ignore_ascii_case("upgrade")) =>
-            {
-                Some(request.path == Some("/"))
-            }
-            // An upgrade, or something malformed: the hub answers it properly.
-            _ => None,
-        };
-        if let Some(found) = page {
-            serve_page(&mut conn.socket, found);
+        if result.is_err() {
             return true;
         }
-        if let Some(head) = conn.head.take() {
-            let _ = hub.handle_input(conn.id, now, &head);
+        if hub.state(conn.id) == Some(melody_core::SessionState::Finished) {
+            // Over (end of file, an error): the ready queue delivers its `Disconnect`.
+            return false;
         }
     }
-}
-
-/// Best effort: a fresh socket's send buffer takes a page this small in one write.
-fn serve_page(socket: &mut TcpStream, found: bool) {
-    let (status, body) = if found {
-        ("200 OK", PAGE)
-    } else {
-        ("404 Not Found", "not found\n")
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = socket.write_all(response.as_bytes());
 }
 
 /// Writes what the session has to send until it is all written or the socket blocks;
