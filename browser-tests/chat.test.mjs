@@ -1,6 +1,7 @@
 // The chat example in a real browser: two headless Chromium pages on one chat server;
 // a line typed into the first appears in both. Run through ./run.sh, which builds the
-// example and sets CHAT_BIN (and CHROMIUM, if not the Debian path).
+// example and sets CHAT_BIN, CHAT_ADAPTER (whose example it is) and CHROMIUM (if not
+// the Debian path).
 //
 // Set SCREENSHOT=path.png to keep a picture of the second page.
 
@@ -10,6 +11,7 @@ import { spawn } from "node:child_process";
 import { chromium } from "playwright-core";
 
 const CHAT_BIN = process.env.CHAT_BIN;
+const CHAT_ADAPTER = process.env.CHAT_ADAPTER || "melody-tokio";
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const WAIT_MS = 15_000;
 
@@ -45,7 +47,7 @@ async function openChat(browser, url) {
   return page;
 }
 
-test("a chat line typed in one page appears in both", { timeout: 60_000 }, async () => {
+test(`${CHAT_ADAPTER}: a chat line typed in one page appears in both`, { timeout: 60_000 }, async () => {
   const { url, child } = await startChat();
   // playwright gives each launch a fresh temporary profile (--user-data-dir).
   const browser = await chromium.launch({

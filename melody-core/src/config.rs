@@ -228,6 +228,134 @@ impl Config {
     }
 }
 
+/// One setting [`Config::set`] knows: its name, the shape of its value, and what it
+/// does (with its default), for a usage text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setting {
+    /// The name, in kebab case: `max-message-size`.
+    pub name: &'static str,
+    /// What the value looks like: `BYTES`, `MS`, `N`…
+    pub value: &'static str,
+    /// One line: what it sets, and the default in parentheses.
+    pub help: &'static str,
+}
+
+const fn setting(name: &'static str, value: &'static str, help: &'static str) -> Setting {
+    Setting { name, value, help }
+}
+
+impl Config {
+    /// Every setting [`Config::set`] accepts, in the order a usage text lists them.
+    #[rustfmt::skip]
+    pub const SETTINGS: &'static [Setting] = &[
+        setting("max-message-size", "BYTES", "largest incoming message (65536)"),
+        setting("buffer-size", "N", "outbox bound per session, in messages (256)"),
+        setting("buffer-bytes", "BYTES", "outbox bound per session, in bytes, or none (none)"),
+        setting("drop-policy", "POLICY", "newest | oldest | disconnect: what a full outbox does (newest)"),
+        setting("ping-period-ms", "MS", "ping interval (54000)"),
+        setting("pong-wait-ms", "MS", "how long a peer may stay silent after a ping (60000)"),
+        setting("write-wait-ms", "MS", "how long a peer may take none of our bytes (10000)"),
+        setting("handshake-timeout-ms", "MS", "time allowed for the upgrade (10000)"),
+        setting("close-timeout-ms", "MS", "time allowed for the peer's close frame (5000)"),
+        setting("max-handshake-size", "BYTES", "largest upgrade request (8192)"),
+        setting("read-buffer-size", "BYTES", "initial per-session read buffer (512)"),
+        setting("timer-granularity-ms", "MS", "resolution of deadlines (100)"),
+        setting("max-sessions", "N", "refuse upgrades past N open sessions with 503, or none (none)"),
+        setting("origin", "ORIGINS", "same | any | a comma-separated list of allowed origins (same)"),
+        setting("subprotocol", "NAME", "a subprotocol to offer; each use adds one (none)"),
+        setting("sent-events", "BOOL", "true | false: call on_sent for each written message (false)"),
+    ];
+
+    /// Sets one field from text, by its name in [`Config::SETTINGS`]: what a server
+    /// reads from its command line or environment. `subprotocol` adds to the list;
+    /// every other setting replaces its value. Durations are whole milliseconds (the
+    /// `-ms` names); `buffer-bytes` and `max-sessions` take `none` to lift the bound.
+    ///
+    /// Values are checked one by one; check the result with [`Config::validate`] (which
+    /// building an instance does too).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use melody_core::{Config, ConfigError, DropPolicy};
+    ///
+    /// let mut config = Config::default();
+    /// config.set("max-message-size", "1048576")?;
+    /// config.set("ping-period-ms", "20000")?;
+    /// config.set("drop-policy", "oldest")?;
+    /// assert_eq!(config.max_message_size, 1 << 20);
+    /// assert_eq!(config.ping_period, Duration::from_secs(20));
+    /// assert_eq!(config.drop_policy, DropPolicy::DropOldest);
+    ///
+    /// assert!(matches!(config.set("colour", "red"), Err(ConfigError::UnknownSetting(_))));
+    /// assert!(matches!(config.set("buffer-size", "lots"), Err(ConfigError::InvalidValue { .. })));
+    /// # Ok::<(), ConfigError>(())
+    /// ```
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let invalid = |expected: &'static str| ConfigError::InvalidValue {
+            name: name.to_owned(),
+            value: value.to_owned(),
+            expected,
+        };
+        let number = || {
+            value
+                .parse::<usize>()
+                .map_err(|_| invalid("a whole number"))
+        };
+        let millis = || {
+            value
+                .parse::<u64>()
+                .map(Duration::from_millis)
+                .map_err(|_| invalid("whole milliseconds"))
+        };
+        let bound = || match value {
+            "none" => Ok(None),
+            _ => value
+                .parse::<usize>()
+                .map(Some)
+                .map_err(|_| invalid("a whole number or none")),
+        };
+        match name {
+            "max-message-size" => self.max_message_size = number()?,
+            "buffer-size" => self.message_buffer_size = number()?,
+            "buffer-bytes" => self.message_buffer_bytes = bound()?,
+            "drop-policy" => {
+                self.drop_policy = match value {
+                    "newest" => DropPolicy::DropNewest,
+                    "oldest" => DropPolicy::DropOldest,
+                    "disconnect" => DropPolicy::Disconnect,
+                    _ => return Err(invalid("newest, oldest or disconnect")),
+                }
+            }
+            "ping-period-ms" => self.ping_period = millis()?,
+            "pong-wait-ms" => self.pong_wait = millis()?,
+            "write-wait-ms" => self.write_wait = millis()?,
+            "handshake-timeout-ms" => self.handshake_timeout = millis()?,
+            "close-timeout-ms" => self.close_timeout = millis()?,
+            "max-handshake-size" => self.max_handshake_size = number()?,
+            "read-buffer-size" => self.read_buffer_size = number()?,
+            "timer-granularity-ms" => self.timer_granularity = millis()?,
+            "max-sessions" => self.max_sessions = bound()?,
+            "origin" => {
+                self.origin_policy = match value {
+                    "same" => OriginPolicy::SameOrigin,
+                    "any" => OriginPolicy::Any,
+                    "" => return Err(invalid("same, any, or a list of origins")),
+                    list => OriginPolicy::AllowList(
+                        list.split(',').map(|o| o.trim().to_owned()).collect(),
+                    ),
+                }
+            }
+            "subprotocol" if is_token(value) => self.subprotocols.push(value.to_owned()),
+            "subprotocol" => return Err(invalid("an HTTP token")),
+            "sent-events" => {
+                self.sent_events = value.parse().map_err(|_| invalid("true or false"))?;
+            }
+            _ => return Err(ConfigError::UnknownSetting(name.to_owned())),
+        }
+        Ok(())
+    }
+}
+
 /// An HTTP token (RFC 7230 §3.2.6), the syntax of a subprotocol name.
 fn is_token(s: &str) -> bool {
     !s.is_empty()
@@ -266,4 +394,17 @@ pub enum ConfigError {
     /// A subprotocol name is not an HTTP token.
     #[error("config: subprotocol {0:?} is not a valid HTTP token")]
     InvalidSubprotocol(String),
+    /// [`Config::set`] was given a name that is not in [`Config::SETTINGS`].
+    #[error("config: no setting is named {0:?}")]
+    UnknownSetting(String),
+    /// [`Config::set`] was given a value its setting cannot take.
+    #[error("config: {name}: {value:?} is not {expected}")]
+    InvalidValue {
+        /// The setting's name.
+        name: String,
+        /// The value given.
+        value: String,
+        /// What the setting takes.
+        expected: &'static str,
+    },
 }

@@ -20,7 +20,7 @@ mod view;
 #[cfg(feature = "driver")]
 pub mod driver;
 
-pub use config::{Config, ConfigError, DropPolicy, OriginPolicy};
+pub use config::{Config, ConfigError, DropPolicy, OriginPolicy, Setting};
 pub use error::{HandshakeRejection, SessionError, UnknownSession};
 pub use event::Event;
 pub use handshake::{Accept, Request};

@@ -5,25 +5,18 @@
 //!
 //! One port serves both: a plain GET gets the page (`Config::http_page`), the page's
 //! WebSocket upgrade becomes a session. For routing and a real site, see the `axum`
-//! example.
+//! example. The handlers and the page are shared with the other adapters' examples
+//! (`shared/mod.rs`).
 
-use melody_tokio::{Bytes, Config, Melody};
+mod shared;
 
-const PAGE: &str = include_str!("assets/chat.html");
+use melody_tokio::{Config, Melody};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr = std::env::args()
-        .skip_while(|a| a != "--addr")
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:5000".to_owned());
-
-    let config = Config::default().http_page(Some(Bytes::from_static(PAGE.as_bytes())));
-    let melody = Melody::with_config(config)?;
-    let room = melody.clone();
-    melody.on_message(move |_session, text| {
-        let _ = room.broadcast(text);
-    });
+    let addr = shared::addr("127.0.0.1:5000");
+    let melody = Melody::with_config(shared::with_page(Config::default(), shared::CHAT_PAGE))?;
+    shared::chat(&melody);
 
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!(

@@ -33,11 +33,7 @@ pub use runtime::TokioRuntime;
 pub use serve::{accept, serve};
 pub use transport::TokioTransport;
 
-pub use melody_core::driver::{Error, SessionKey, SessionRef, ShutdownReport};
-pub use melody_core::{
-    Bytes, CloseCode, Config, ConfigError, ConnectionInfo, Delivery, DropPolicy, Keys,
-    OriginPolicy, Prepared, SessionError, SessionStats,
-};
+pub use melody_core::driver::api::*;
 
 /// A melody instance on tokio.
 pub type Melody = melody_core::driver::Melody<TokioRuntime>;

@@ -220,6 +220,25 @@ fn session_handle_methods() {
     wait_until("both sessions over", || server.melody.is_empty());
 }
 
+/// A handle outlives its session: once the session is over and released, `stats`
+/// gives its last counters, not zeros.
+#[test]
+fn stats_outlive_the_session() {
+    let server = Server::start(Config::default());
+    let mut client = server.connect("/?counted");
+    let s = server.session_with_query("counted");
+    client.send(Message::text("one")).unwrap();
+    client.send(Message::text("two")).unwrap();
+    wait_until("two messages received", || s.stats().received == 2);
+    drop(client);
+    // Shutdown returns once every connection task is over, its session released.
+    let _ = server
+        .rt
+        .block_on(server.melody.shutdown(std::time::Duration::from_secs(5)));
+    assert!(s.is_closed());
+    assert_eq!(s.stats().received, 2, "the last counters, after release");
+}
+
 /// subscribe, unsubscribe, topics, subscriber_count, publish and publish_others (and
 /// the binary forms).
 #[test]

@@ -8,7 +8,7 @@ use std::io::IoSlice;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use crate::driver::error::Error;
@@ -250,7 +250,15 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             return;
         }
         self.done = true;
-        let _ = self.with_hub(|hub, id| hub.release(id));
+        let info = self.session.as_ref().map(|s| s.info.clone());
+        let _ = self.with_hub(|hub, id| {
+            // Handles outlive the session: keep its last counters for them, under the
+            // lock that releases it, so `Session::stats` sees one or the other.
+            if let (Some(info), Some(stats)) = (info, hub.session_stats(id)) {
+                let _ = info.last_stats.set(stats);
+            }
+            hub.release(id)
+        });
         self.shared.connection_done();
     }
 }
@@ -267,6 +275,7 @@ fn hub_info(hub: &mut Hub<Slot>, id: SessionId, shard: u32) -> Option<Arc<Info>>
         remote_addr,
         local_addr,
         protocol,
+        last_stats: OnceLock::new(),
     });
     if let Some(slot) = hub.user_mut(id) {
         slot.info = Some(info.clone());

@@ -12,6 +12,7 @@
 //! session's connection task, outside every lock, in order; they may broadcast or
 //! write, re-entrantly.
 
+pub mod api;
 mod clock;
 mod connection;
 mod error;

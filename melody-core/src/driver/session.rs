@@ -4,7 +4,7 @@ use std::any::Any;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::driver::shared::Shared;
 use crate::driver::Runtime;
@@ -30,6 +30,8 @@ pub(crate) struct Info {
     pub(crate) remote_addr: Option<SocketAddr>,
     pub(crate) local_addr: Option<SocketAddr>,
     pub(crate) protocol: Option<String>,
+    /// The counters at the end, kept once the hub has released the session.
+    pub(crate) last_stats: OnceLock<SessionStats>,
 }
 
 /// A connected WebSocket session (olahol/melody's `*Session`). Cheap to clone; every
@@ -192,10 +194,13 @@ impl<R: Runtime> Session<R> {
             .read(|hub| hub.topics(id).map(str::to_owned).collect())
     }
 
-    /// The session's counters (messages received, sent, dropped, queued).
+    /// The session's counters (messages received, sent, dropped, queued). Once the
+    /// session is over, its last counters.
     pub fn stats(&self) -> SessionStats {
         let id = self.info.key.id;
         self.shared.shards[self.info.key.shard as usize]
-            .read(|hub| hub.session_stats(id).unwrap_or_default())
+            .read(|hub| hub.session_stats(id))
+            .or_else(|| self.info.last_stats.get().copied())
+            .unwrap_or_default()
     }
 }

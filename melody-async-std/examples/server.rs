@@ -1,0 +1,53 @@
+//! A configurable server for benchmarks and the Autobahn test suite.
+//!
+//! `cargo run --release -p melody-async-std --example server -- [FLAGS]`; `--help`
+//! lists them, the same as melody-tokio's `server`: `--addr`, `--shards`, `--threads`,
+//! and every `Config` setting by its name in `Config::SETTINGS`. It serves `/echo`
+//! (each message back to its sender), `/ws` (a chat room) and the chat page for plain
+//! GETs.
+//!
+//! `--threads N` sets `ASYNC_STD_THREAD_COUNT`, the size of async-std's global
+//! executor, which it reads once, when it starts (one per core by default). The
+//! accept loop runs on the main thread, in `block_on`.
+//!
+//! For Autobahn's fuzzingclient: `--max-message-size 16777216 --buffer-size 1024`, and
+//! `ws://HOST:PORT/echo`. Ctrl-C shuts down gracefully and prints what shutdown did.
+//! The flags and handlers are shared with every adapter's `server`
+//! (`melody-tokio/examples/shared`).
+
+#[path = "../../melody-tokio/examples/shared/mod.rs"]
+mod shared;
+
+use std::process::ExitCode;
+
+use async_signal::{Signal, Signals};
+use async_std::stream::StreamExt;
+use melody_async_std::AsyncStdRuntime;
+use shared::ServerOptions;
+
+const THREADS: &str = "async-std executor threads (ASYNC_STD_THREAD_COUNT; one per core)";
+
+fn main() -> ExitCode {
+    match shared::server_options(THREADS) {
+        Ok(options) => {
+            if let Some(n) = options.threads {
+                // Before async-std starts: nothing has run on it yet.
+                std::env::set_var("ASYNC_STD_THREAD_COUNT", n.to_string());
+            }
+            shared::exit_code(async_std::task::block_on(run(options)))
+        }
+        Err(code) => code,
+    }
+}
+
+async fn run(options: ServerOptions) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = async_std::net::TcpListener::bind(&options.addr).await?;
+    let melody = shared::server(AsyncStdRuntime, &options)?;
+    println!("server: listening on {}", listener.local_addr()?);
+    let mut signals = Signals::new([Signal::Int])?;
+    let serve = melody_async_std::serve(&melody, listener);
+    let interrupt = async {
+        signals.next().await;
+    };
+    Ok(shared::serve_until_interrupted(&melody, serve, interrupt).await?)
+}

@@ -1,0 +1,27 @@
+//! Chat rooms as topics: the room is the URL path.
+//!
+//! `cargo run --release -p melody-async-std --example topics`, then open
+//! `http://127.0.0.1:5003/room/rust` and `http://127.0.0.1:5003/room/go` in a few tabs:
+//! messages stay in their room. `--addr HOST:PORT` picks another address.
+//!
+//! Any plain GET gets the page (`Config::http_page`). On `/room/NAME` the page opens
+//! its socket at `/room/NAME/ws`, and `on_connect` reads the room from that path:
+//! the session subscribes to topic `NAME` (any other path: `lobby`), and each message
+//! it sends is published there. The handlers and the page are melody-tokio's
+//! (`melody-tokio/examples/shared`), shared by every adapter's examples.
+
+#[path = "../../melody-tokio/examples/shared/mod.rs"]
+mod shared;
+
+use async_std::net::TcpListener;
+use melody_async_std::{Config, Melody};
+
+#[async_std::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let listener = TcpListener::bind(shared::addr("127.0.0.1:5003")).await?;
+    let rooms = Melody::with_config(shared::with_page(Config::default(), shared::TOPICS_PAGE))?;
+    shared::topics(&rooms);
+    let at = listener.local_addr()?;
+    println!("topics: open http://{at}/room/NAME for room NAME");
+    Ok(melody_async_std::serve(&rooms, listener).await?)
+}

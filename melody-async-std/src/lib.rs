@@ -1,0 +1,82 @@
+//! **async-std was discontinued in 2025** — its authors point to smol, and
+//! [RUSTSEC-2025-0052](https://rustsec.org/advisories/RUSTSEC-2025-0052) marks it
+//! unmaintained. This adapter is for applications already on async-std; new code
+//! should use **melody-smol**, which has the same API (async-std is built on smol's
+//! parts, so moving is mostly renaming).
+//!
+//! olahol/melody's API on async-std: WebSocket sessions with handlers, broadcast,
+//! topics, keepalive and bounded outboxes, over [`melody_core`].
+//!
+//! ```no_run
+//! use melody_async_std::Melody;
+//!
+//! #[async_std::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let melody = Melody::new();
+//!     let m = melody.clone();
+//!     melody.on_message(move |_session, text| {
+//!         let _ = m.broadcast(text);
+//!     });
+//!     let listener = async_std::net::TcpListener::bind("127.0.0.1:5000").await?;
+//!     melody_async_std::serve(&melody, listener).await
+//! }
+//! ```
+//!
+//! The adapter is thin: [`AsyncStdRuntime`] is its one seam. The transport
+//! ([`FuturesIoTransport`], for any futures-io stream) and the accept loop come from
+//! `melody-core`, shared with melody-smol.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+use std::io;
+
+use async_std::io::{Read, Write};
+use async_std::net::{TcpListener, TcpStream};
+use melody_core::driver::accept_loop;
+
+mod runtime;
+
+pub use melody_core::driver::api::*;
+pub use melody_core::driver::FuturesIoTransport;
+pub use runtime::AsyncStdRuntime;
+
+/// A melody instance on async-std.
+pub type Melody = melody_core::driver::Melody<AsyncStdRuntime>;
+/// A session handle on async-std.
+pub type Session = melody_core::driver::Session<AsyncStdRuntime>;
+
+/// Accepts connections on `listener` and serves each as a WebSocket session until
+/// [`Melody::close`] or [`Melody::shutdown`] is called. Every connection must start
+/// with an HTTP upgrade request (or, with `Config::http_page`, a plain GET for the
+/// page).
+///
+/// Errors from `accept` that concern one connection are skipped; running out of file
+/// descriptors pauses accepting briefly and goes on. Only a failed listener returns.
+pub async fn serve(melody: &Melody, listener: TcpListener) -> io::Result<()> {
+    accept_loop(melody, || next_connection(&listener)).await
+}
+
+/// The next connection on `listener`, with its addresses.
+async fn next_connection(
+    listener: &TcpListener,
+) -> io::Result<(FuturesIoTransport<TcpStream>, ConnectionInfo)> {
+    let (stream, remote) = listener.accept().await?;
+    let info = ConnectionInfo {
+        local_addr: stream.local_addr().ok(),
+        remote_addr: Some(remote),
+    };
+    // Small frames go out at once; the driver already batches writes.
+    let _ = stream.set_nodelay(true);
+    Ok((FuturesIoTransport(stream), info))
+}
+
+/// Serves one already accepted futures-io stream (TCP, TLS, a Unix socket…) whose
+/// first bytes are the HTTP upgrade request. Returns at once; the session runs on
+/// async-std's executor.
+pub fn accept<S>(melody: &Melody, stream: S, info: ConnectionInfo)
+where
+    S: Read + Write + Send + Unpin + 'static,
+{
+    melody.spawn_connection(FuturesIoTransport(stream), info);
+}

@@ -1,0 +1,26 @@
+//! A chat room: every message goes to everyone (olahol/melody's chat example).
+//!
+//! `cargo run --release -p melody-smol --example chat`, then open the printed URL in
+//! two browser tabs. `--addr HOST:PORT` picks another address (default 127.0.0.1:5000).
+//!
+//! One port serves both: a plain GET gets the page (`Config::http_page`), the page's
+//! WebSocket upgrade becomes a session. The handlers and the page are melody-tokio's
+//! (`melody-tokio/examples/shared`), shared by every adapter's examples.
+
+#[path = "../../melody-tokio/examples/shared/mod.rs"]
+mod shared;
+
+use melody_smol::{Config, Melody};
+use smol::net::TcpListener;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let melody = Melody::with_config(shared::with_page(Config::default(), shared::CHAT_PAGE))?;
+    shared::chat(&melody);
+    smol::block_on(async {
+        let listener = TcpListener::bind(shared::addr("127.0.0.1:5000")).await?;
+        let url = format!("http://{}/", listener.local_addr()?);
+        println!("chat: open {url} in two browser tabs");
+        melody_smol::serve(&melody, listener).await
+    })?;
+    Ok(())
+}

@@ -1,0 +1,40 @@
+//! olahol/melody's API on [smol](https://docs.rs/smol): WebSocket sessions with
+//! handlers, broadcast, topics, keepalive and bounded outboxes, over [`melody_core`].
+//!
+//! ```no_run
+//! use melody_smol::Melody;
+//!
+//! fn main() -> std::io::Result<()> {
+//!     smol::block_on(async {
+//!         let melody = Melody::new();
+//!         let m = melody.clone();
+//!         melody.on_message(move |_session, text| {
+//!             let _ = m.broadcast(text);
+//!         });
+//!         let listener = smol::net::TcpListener::bind("127.0.0.1:5000").await?;
+//!         melody_smol::serve(&melody, listener).await
+//!     })
+//! }
+//! ```
+//!
+//! The adapter is thin: [`SmolRuntime`] is its one seam. The transport
+//! ([`FuturesIoTransport`], for any futures-io stream) and the accept loop come from
+//! `melody-core` and are shared with melody-async-std, and everything else — the
+//! handshake, sessions, timers, outboxes — is `melody-core` too.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod runtime;
+mod serve;
+
+pub use runtime::SmolRuntime;
+pub use serve::{accept, serve};
+
+pub use melody_core::driver::api::*;
+pub use melody_core::driver::FuturesIoTransport;
+
+/// A melody instance on smol.
+pub type Melody = melody_core::driver::Melody<SmolRuntime>;
+/// A session handle on smol.
+pub type Session = melody_core::driver::Session<SmolRuntime>;

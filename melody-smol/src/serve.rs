@@ -1,0 +1,42 @@
+//! Entry points: accept loop on a smol listener, and single futures-io streams.
+
+use std::io;
+
+use melody_core::driver::{accept_loop, FuturesIoTransport};
+use melody_core::ConnectionInfo;
+use smol::io::{AsyncRead, AsyncWrite};
+use smol::net::TcpListener;
+
+use crate::Melody;
+
+/// Accepts connections on `listener` and serves each as a WebSocket session until
+/// [`Melody::close`] or [`Melody::shutdown`] is called. Every connection must start
+/// with an HTTP upgrade request (or, with `Config::http_page`, a plain GET for the
+/// page).
+///
+/// Errors from `accept` that concern one connection are skipped; running out of file
+/// descriptors pauses accepting briefly and goes on. Only a failed listener returns.
+pub async fn serve(melody: &Melody, listener: TcpListener) -> io::Result<()> {
+    accept_loop(melody, || async {
+        let (stream, remote_addr) = listener.accept().await?;
+        // Small frames go out at once; the driver already batches writes.
+        stream.set_nodelay(true).ok();
+        let local_addr = stream.local_addr().ok();
+        let info = ConnectionInfo {
+            remote_addr: Some(remote_addr),
+            local_addr,
+        };
+        Ok((FuturesIoTransport(stream), info))
+    })
+    .await
+}
+
+/// Serves one already accepted futures-io stream (TCP, TLS, a Unix socket…) whose
+/// first bytes are the HTTP upgrade request. Returns at once; the session runs on a
+/// task spawned on the instance's [`SmolRuntime`](crate::SmolRuntime).
+pub fn accept<S>(melody: &Melody, stream: S, info: ConnectionInfo)
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    melody.spawn_connection(FuturesIoTransport(stream), info);
+}
