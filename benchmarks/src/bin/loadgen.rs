@@ -164,8 +164,10 @@ async fn connect(
 ) -> Result<(OwnedReadHalf, OwnedWriteHalf, Vec<u8>), String> {
     let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
     if url.addr.ip().is_loopback() {
-        // Spread many connections over several loopback source addresses.
-        let octet = 1 + (index / PER_SOURCE_ADDR) as u8;
+        // Spread many connections over several loopback source addresses, starting at
+        // one that depends on the process id, so that back-to-back runs do not collide
+        // with the previous run's TIME_WAIT ports.
+        let octet = 1 + ((index / PER_SOURCE_ADDR + std::process::id() as usize) % 250) as u8;
         let source = SocketAddr::from((Ipv4Addr::new(127, 0, 0, octet), 0));
         socket.bind(source).map_err(|e| e.to_string())?;
     }
