@@ -12,6 +12,53 @@ use crate::error::HandshakeRejection;
 /// The upgrade request, as parsed (body-less `http::Request`).
 pub type Request = tungstenite::http::Request<()>;
 
+/// An upgrade request kept as received and parsed on first use.
+///
+/// A parsed request (an `http::HeaderMap` and a copy of every header value) costs about
+/// 1 KB; most sessions never look at theirs after the handshake, so the raw head (a
+/// couple of hundred bytes) is what a session keeps until someone asks.
+pub struct RequestHead {
+    raw: Box<[u8]>,
+    parsed: std::sync::OnceLock<Box<Request>>,
+}
+
+impl RequestHead {
+    /// A head kept as the bytes of the request line and headers.
+    pub(crate) fn raw(raw: Box<[u8]>) -> Self {
+        RequestHead {
+            raw,
+            parsed: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// A head already parsed (by an HTTP framework).
+    pub fn parsed(request: Request) -> Self {
+        let parsed = std::sync::OnceLock::new();
+        let _ = parsed.set(Box::new(request));
+        RequestHead {
+            raw: Box::default(),
+            parsed,
+        }
+    }
+
+    /// The request: method, URI, version, headers. Parsed on the first call.
+    pub fn request(&self) -> &Request {
+        self.parsed.get_or_init(|| {
+            // These bytes parsed once already, during the handshake.
+            let request = Request::try_parse(&self.raw).ok().flatten().map(|(_, r)| r);
+            Box::new(request.unwrap_or_default())
+        })
+    }
+}
+
+impl std::fmt::Debug for RequestHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestHead")
+            .field("uri", self.request().uri())
+            .finish()
+    }
+}
+
 /// The outcome of parsing the bytes received so far.
 #[derive(Debug)]
 pub(crate) enum Parsed {

@@ -14,7 +14,7 @@ use tungstenite::protocol::WebSocketConfig;
 use crate::config::{Config, ConfigError};
 use crate::error::{HandshakeRejection, UnknownSession};
 use crate::event::Event;
-use crate::handshake::{self, Accept, Request};
+use crate::handshake::{self, Accept, Request, RequestHead};
 use crate::keys::Keys;
 use crate::outbox::{Admit, Bounds};
 use crate::prepared::Prepared;
@@ -227,7 +227,10 @@ impl<U> Hub<U> {
     ) -> SessionId {
         let id = self.open(now, info, user);
         let _ = self.with(id, now, |s, ctx| {
-            ((), s.establish(ctx, Box::new(request), accept, leftover))
+            (
+                (),
+                s.establish(ctx, RequestHead::parsed(request), accept, leftover),
+            )
         });
         id
     }
@@ -268,12 +271,12 @@ impl<U> Hub<U> {
 
     /// Moves a session's upgrade request out of the hub (for a driver that keeps it
     /// elsewhere); later views of the session show no request.
-    pub fn take_request(&mut self, id: SessionId) -> Option<Request> {
+    pub fn take_request(&mut self, id: SessionId) -> Option<RequestHead> {
         let session = self
             .sessions
             .get_mut(id.index as usize)
             .filter(|s| s.serial == id.serial)?;
-        session.meta.request.take().map(|r| *r)
+        session.meta.request.take()
     }
 
     /// Feeds bytes received from the transport.

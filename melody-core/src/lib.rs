@@ -23,7 +23,7 @@ pub mod driver;
 pub use config::{Config, ConfigError, DropPolicy, OriginPolicy, Setting};
 pub use error::{HandshakeRejection, SessionError, UnknownSession};
 pub use event::Event;
-pub use handshake::{Accept, Request};
+pub use handshake::{Accept, Request, RequestHead};
 pub use hub::{Hub, HubStats};
 pub use keys::Keys;
 pub use prepared::{MessageKind, Prepared};

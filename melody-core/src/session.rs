@@ -16,7 +16,7 @@ use tungstenite::{Error as WsError, Message};
 
 use crate::error::{HandshakeRejection, SessionError};
 use crate::event::Event;
-use crate::handshake::{self, Accept, Parsed, Request};
+use crate::handshake::{self, Accept, Parsed, RequestHead};
 use crate::outbox::{Admit, Bounds, Completed, Outbox};
 use crate::prepared::{close_frame, truncate_reason, Prepared};
 use crate::timers::{SessionTimers, Tick, TimerKind, TimerWheel, NEVER};
@@ -120,7 +120,7 @@ impl Outcome {
 }
 
 pub(crate) struct Meta {
-    pub(crate) request: Option<Box<Request>>,
+    pub(crate) request: Option<RequestHead>,
     pub(crate) info: ConnectionInfo,
     pub(crate) protocol: Option<String>,
 }
@@ -266,7 +266,7 @@ impl<U> Session<U> {
         // One byte beyond the limit lets an oversized request be told from a partial one.
         let take = input.len().min(room + 1);
         buf.extend_from_slice(&input[..take]);
-        let (request, leftover) = match handshake::parse(buf, ctx.config.max_handshake_size) {
+        let (request, leftover, head) = match handshake::parse(buf, ctx.config.max_handshake_size) {
             Parsed::Partial => return Outcome::default(),
             Parsed::Invalid(rejection) => {
                 self.reject(ctx, rejection);
@@ -278,7 +278,8 @@ impl<U> Session<U> {
             Parsed::Complete { request, len } => {
                 let mut leftover = buf.split_off(len);
                 leftover.extend_from_slice(&input[take..]);
-                (request, leftover)
+                let head = RequestHead::raw(std::mem::take(buf).into_boxed_slice());
+                (request, leftover, head)
             }
         };
         if let Some(page) = &ctx.config.http_page {
@@ -302,7 +303,7 @@ impl<U> Session<U> {
             Ok(accept) => {
                 self.outbox
                     .push_control(handshake::switching_protocols(&accept));
-                self.establish(ctx, request, accept, leftover)
+                self.establish(ctx, head, accept, leftover)
             }
             Err(rejection) => {
                 self.reject(ctx, rejection);
@@ -328,7 +329,7 @@ impl<U> Session<U> {
     pub(crate) fn establish(
         &mut self,
         ctx: &mut Ctx<'_>,
-        request: Box<Request>,
+        request: RequestHead,
         accept: Accept,
         leftover: Vec<u8>,
     ) -> Outcome {

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use crate::handshake::Request;
+use crate::handshake::{Request, RequestHead};
 use crate::session::{Session, SessionId, SessionState, SessionStats};
 
 /// A read-only view of a session: what broadcast filters see, and what
@@ -29,7 +29,7 @@ impl<'a, U> SessionView<'a, U> {
 
     /// The upgrade request (URI, headers); `None` until the handshake completes.
     pub fn request(&self) -> Option<&'a Request> {
-        self.session.meta.request.as_deref()
+        self.session.meta.request.as_ref().map(RequestHead::request)
     }
 
     /// The subprotocol agreed in the handshake.

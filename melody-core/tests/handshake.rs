@@ -285,7 +285,7 @@ fn the_request_is_visible_after_the_handshake() {
     assert_eq!(view.id(), id);
     // A driver may move it out; later views show none.
     let taken = s.hub.take_request(id).unwrap();
-    assert_eq!(taken.headers()["x-token"], "abc123");
+    assert_eq!(taken.request().headers()["x-token"], "abc123");
     assert!(s.hub.session(id).unwrap().request().is_none());
 }
 

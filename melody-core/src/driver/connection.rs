@@ -268,7 +268,9 @@ fn hub_info(hub: &mut Hub<Slot>, id: SessionId, shard: u32) -> Option<Arc<Info>>
     let view = hub.session(id)?;
     let (remote_addr, local_addr) = (view.remote_addr(), view.local_addr());
     let protocol = view.protocol().map(str::to_owned);
-    let request = hub.take_request(id).unwrap_or_default();
+    let request = hub
+        .take_request(id)
+        .unwrap_or_else(|| crate::RequestHead::parsed(crate::Request::default()));
     let info = Arc::new(Info {
         key: SessionKey { shard, id },
         request,

@@ -42,7 +42,11 @@ impl<'a> SessionRef<'a> {
 
     /// The upgrade request.
     pub fn request(&self) -> Option<&'a Request> {
-        self.view.user().info.as_ref().map(|info| &info.request)
+        self.view
+            .user()
+            .info
+            .as_ref()
+            .map(|info| info.request.request())
     }
 
     /// The peer's address.

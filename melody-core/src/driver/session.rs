@@ -8,7 +8,10 @@ use std::sync::{Arc, OnceLock};
 
 use crate::driver::shared::Shared;
 use crate::driver::Runtime;
-use crate::{CloseCode, Delivery, Keys, Prepared, Request, SessionId, SessionState, SessionStats};
+use crate::{
+    CloseCode, Delivery, Keys, Prepared, Request, RequestHead, SessionId, SessionState,
+    SessionStats,
+};
 
 /// A session's identity across the shards of a [`Melody`](crate::driver::Melody).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -26,7 +29,7 @@ impl fmt::Display for SessionKey {
 /// What never changes for a session: shared by its handles without locking.
 pub(crate) struct Info {
     pub(crate) key: SessionKey,
-    pub(crate) request: Request,
+    pub(crate) request: RequestHead,
     pub(crate) remote_addr: Option<SocketAddr>,
     pub(crate) local_addr: Option<SocketAddr>,
     pub(crate) protocol: Option<String>,
@@ -69,7 +72,7 @@ impl<R: Runtime> fmt::Debug for Session<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Session")
             .field("key", &self.info.key)
-            .field("uri", self.info.request.uri())
+            .field("uri", self.info.request.request().uri())
             .field("remote_addr", &self.info.remote_addr)
             .finish()
     }
@@ -159,7 +162,7 @@ impl<R: Runtime> Session<R> {
 
     /// The upgrade request: URI, headers (olahol/melody's `Request`).
     pub fn request(&self) -> &Request {
-        &self.info.request
+        self.info.request.request()
     }
 
     /// The peer's address.
