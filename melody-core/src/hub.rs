@@ -256,17 +256,15 @@ impl<U> Hub<U> {
         self.config.sent_events = on;
     }
 
-    /// Frees the memory a session's empty queues still hold. Call it when a session
-    /// goes idle (a driver parking it): busy sessions keep their buffers warm, idle
-    /// ones cost only their fixed state.
-    pub fn trim(&mut self, id: SessionId) {
-        if let Some(s) = self
-            .sessions
+    /// Frees the memory a session's empty queues still hold, unless data was queued
+    /// for it since its last ping: call it when a session goes idle (a driver parking
+    /// it). Sessions in steady use keep their buffers warm (no allocation per message);
+    /// idle ones cost only their fixed state. Returns whether it trimmed.
+    pub fn trim(&mut self, id: SessionId) -> bool {
+        self.sessions
             .get_mut(id.index as usize)
             .filter(|s| s.serial == id.serial)
-        {
-            s.trim();
-        }
+            .is_some_and(|s| s.trim())
     }
 
     /// Moves a session's upgrade request out of the hub (for a driver that keeps it

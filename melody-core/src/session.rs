@@ -137,6 +137,8 @@ pub(crate) struct Session<U> {
     pub(crate) stats: SessionStats,
     /// Queued in the hub's ready list.
     pub(crate) ready: bool,
+    /// Data was queued since the last ping tick (see `trim`).
+    pub(crate) data_since_ping: bool,
     /// `Connect` was emitted (and the session counted as open).
     pub(crate) connected: bool,
     /// Our close frame (or error response) has been written out.
@@ -207,6 +209,7 @@ impl<U> Session<U> {
             topics: Vec::new(),
             stats: SessionStats::default(),
             ready: false,
+            data_since_ping: false,
             connected: false,
             close_written: false,
             await_peer_close: false,
@@ -233,11 +236,18 @@ impl<U> Session<U> {
     }
 
     /// Frees the memory of empty queues, so an idle session holds none.
-    pub(crate) fn trim(&mut self) {
+    /// Frees the memory of empty queues, unless data flowed since the last ping tick:
+    /// a session in steady use keeps its buffers (no allocation per message), one idle
+    /// for a ping period holds none.
+    pub(crate) fn trim(&mut self) -> bool {
+        if self.data_since_ping {
+            return false;
+        }
         if self.events.is_empty() {
             self.events = VecDeque::new();
         }
         self.outbox.trim();
+        true
     }
 
     pub(crate) fn start(&mut self, ctx: &mut Ctx<'_>) {
@@ -467,7 +477,10 @@ impl<U> Session<U> {
         }
         let admit = self.outbox.push_data(msg, bounds);
         match admit {
-            Admit::Queued { evicted } => self.count_drops(evicted as u64),
+            Admit::Queued { evicted } => {
+                self.data_since_ping = true;
+                self.count_drops(evicted as u64)
+            }
             Admit::Dropped => self.count_drops(1),
             Admit::Disconnect { .. } => {
                 let discarded = self.outbox.discard_queued_data();
@@ -598,6 +611,7 @@ impl<U> Session<U> {
     pub(crate) fn on_timer(&mut self, ctx: &mut Ctx<'_>, kind: TimerKind, tick: Tick) -> Outcome {
         match kind {
             TimerKind::Ping => {
+                self.data_since_ping = false;
                 if self.state() == SessionState::Open {
                     if !self.outbox.has_queued_control() {
                         self.outbox.push_control(crate::prepared::ping_frame());

@@ -573,3 +573,21 @@ fn a_late_handle_timeout_does_not_lose_the_ping_timer() {
     assert_eq!(s.hub.state(id), Some(SessionState::Open));
     assert!(errors(s.peer(id)).is_empty());
 }
+
+#[test]
+fn trim_keeps_the_buffers_of_a_session_in_use_until_a_ping_period_passes_without_data() {
+    let mut s = Sim::new(Config::default());
+    let id = s.connect();
+    // Only the handshake so far: an idle session gives its buffers back.
+    assert!(s.hub.trim(id));
+    let _ = s.hub.send(id, s.now, &melody_core::Prepared::text("hi"));
+    s.pump();
+    assert!(
+        !s.hub.trim(id),
+        "data since the last ping: buffers stay warm"
+    );
+    // The first ping tick at 54 s starts a new period with no data in it.
+    s.advance(Duration::from_secs(54));
+    assert!(s.hub.trim(id));
+    assert_eq!(s.peer(id).texts(), vec!["hi"]);
+}

@@ -123,6 +123,7 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         let want_batch = self.out.is_empty() && !self.finished;
         let (events, out, id) = (&mut self.events, &mut self.out, self.id);
         let mut connected_info = None;
+        let mut trimmed = false;
         let shard_ref = &self.shared.shards[self.shard];
         let (found, finished) = shard_ref.with(&self.shared.clock, |hub| {
             let before = events.len();
@@ -143,7 +144,7 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             }
             let found = events.len() > before || batch || finished;
             if !found && park {
-                hub.trim(id);
+                trimmed = hub.trim(id);
                 if let Some(slot) = hub.user_mut(id) {
                     match &slot.waker {
                         Some(w) if w.will_wake(cx.waker()) => {}
@@ -153,8 +154,8 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             }
             (found, finished)
         });
-        if park && !found && self.out.is_empty() {
-            // Parking idle: hold no buffers until the next message.
+        if trimmed && self.out.is_empty() {
+            // Parking idle (no data since the last ping): hold no buffers either.
             self.out = Vec::new();
             self.events = VecDeque::new();
         }
