@@ -118,15 +118,8 @@ impl<U> Hub<U> {
         let session = sessions
             .get_mut(id.index as usize)
             .filter(|s| s.serial == id.serial)?;
-        let ctx = Ctx {
-            now,
-            index: id.index,
-            config,
-            ws_config: *ws_config,
-            wheel,
-            scratch,
-            write_tick: crate::timers::NEVER,
-        };
+        let mut ctx = Ctx::new(now, config, *ws_config, wheel, scratch);
+        ctx.index = id.index;
         Some((session, ctx))
     }
 
@@ -406,15 +399,7 @@ impl<U> Hub<U> {
             ready,
             ..
         } = self;
-        let mut ctx = Ctx {
-            now,
-            index: 0,
-            config,
-            ws_config: *ws_config,
-            wheel,
-            scratch,
-            write_tick: crate::timers::NEVER,
-        };
+        let mut ctx = Ctx::new(now, config, *ws_config, wheel, scratch);
         let mut fan = Fanout {
             msg,
             bounds,

@@ -160,7 +160,25 @@ pub(crate) struct Ctx<'a> {
     pub(crate) write_tick: Tick,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    pub(crate) fn new(
+        now: Instant,
+        config: &'a crate::Config,
+        ws_config: WebSocketConfig,
+        wheel: &'a mut TimerWheel,
+        scratch: &'a mut Vec<u8>,
+    ) -> Self {
+        Ctx {
+            now,
+            index: 0,
+            config,
+            ws_config,
+            wheel,
+            scratch,
+            write_tick: NEVER,
+        }
+    }
+
     fn arm<U>(&mut self, session: &mut Session<U>, kind: TimerKind, at: Instant) {
         self.wheel
             .arm(&mut session.timers, self.index, session.serial, kind, at);
