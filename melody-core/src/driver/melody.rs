@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::driver::backplane::{self, Audience, Backplane};
 use crate::driver::connection::{register, Connection};
 use crate::driver::error::Error;
 use crate::driver::filter::SessionRef;
@@ -224,13 +225,60 @@ impl<R: Runtime> Melody<R> {
         Connection::new(self.shared.clone(), shard, id, transport)
     }
 
+    // ---- backplane ----------------------------------------------------------------
+
+    /// Makes this instance one node of several: from now on every `broadcast*` (but
+    /// `broadcast_filter` and `broadcast_multiple`) and `publish*` is delivered here and
+    /// also handed to `backplane`, without waiting for it; what the backplane receives
+    /// from other nodes is delivered here only. Spawns the backplane's task on the
+    /// runtime. Attach before serving, so that it hears of every subscribed topic.
+    /// Gives `backplane` back if one is already attached.
+    pub fn attach_backplane<B: Backplane<R>>(&self, backplane: B) -> Result<(), B> {
+        let (attached, link) = backplane::link(&self.shared, backplane.queue_capacity());
+        if self.shared.backplane.set(attached).is_err() {
+            return Err(backplane);
+        }
+        self.shared.rt.spawn(backplane.run(link));
+        Ok(())
+    }
+
+    /// Whether a backplane is attached.
+    pub fn has_backplane(&self) -> bool {
+        self.shared.backplane.get().is_some()
+    }
+
     // ---- broadcast ----------------------------------------------------------------
 
     fn fan(&self, msg: &Prepared, to: To<'_, R>) -> Delivery {
+        let delivery = self.fan_local(msg, &to);
+        if let Some(backplane) = self.shared.backplane.get() {
+            // Filters and session lists only mean something here; the rest crosses.
+            let audience = match to {
+                To::All | To::Others(_) => Some(Audience::All),
+                To::Topic(topic) | To::TopicOthers(topic, _) => Some(Audience::Topic(topic.into())),
+                To::List(_) | To::Filter(_) => None,
+            };
+            if let Some(audience) = audience {
+                backplane.forward(audience, msg);
+            }
+        }
+        delivery
+    }
+
+    /// Delivers a message that came from a backplane: to every session (`topic` is
+    /// `None`) or to a topic's subscribers, here only.
+    pub(crate) fn deliver_local(&self, topic: Option<&str>, msg: &Prepared) -> Delivery {
+        match topic {
+            None => self.fan_local(msg, &To::All),
+            Some(topic) => self.fan_local(msg, &To::Topic(topic)),
+        }
+    }
+
+    fn fan_local(&self, msg: &Prepared, to: &To<'_, R>) -> Delivery {
         let now = self.shared.rt.now();
         let mut total = Delivery::default();
         let mut lists: HashMap<usize, Vec<SessionId>> = HashMap::new();
-        if let To::List(sessions) = &to {
+        if let To::List(sessions) = to {
             for s in sessions.iter() {
                 lists
                     .entry(s.key().shard as usize)
@@ -240,7 +288,7 @@ impl<R: Runtime> Melody<R> {
         }
         for (index, shard) in self.shared.shards.iter().enumerate() {
             let shard_id = index as u32;
-            let delivery = shard.with(&self.shared.clock, |hub| match &to {
+            let delivery = shard.with(&self.shared.clock, |hub| match to {
                 To::All => hub.broadcast(now, msg, Target::All),
                 To::Others(s) if s.key().shard == shard_id => {
                     hub.broadcast(now, msg, Target::AllExcept(s.key().id))

@@ -13,6 +13,7 @@
 //! write, re-entrantly.
 
 pub mod api;
+mod backplane;
 mod clock;
 mod connection;
 mod error;
@@ -28,6 +29,9 @@ mod shard;
 mod shared;
 mod wait;
 
+pub use backplane::{
+    Audience, Backplane, BackplaneLink, ForwardCounters, Outgoing, DEFAULT_BACKPLANE_QUEUE,
+};
 pub use connection::Connection;
 pub use error::Error;
 pub use filter::SessionRef;

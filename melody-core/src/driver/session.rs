@@ -182,7 +182,13 @@ impl<R: Runtime> Session<R> {
 
     /// Subscribes to a topic; `false` if already subscribed or closed.
     pub fn subscribe(&self, topic: &str) -> bool {
-        self.with(|hub, id| hub.subscribe(id, topic))
+        let added = self.with(|hub, id| hub.subscribe(id, topic));
+        if added {
+            if let Some(backplane) = self.shared.backplane.get() {
+                backplane.note_subscribed(topic);
+            }
+        }
+        added
     }
 
     /// Unsubscribes from a topic; `false` if not subscribed.

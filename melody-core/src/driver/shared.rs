@@ -1,8 +1,9 @@
 //! State shared by a `Melody`, its sessions, its connection tasks and its clock.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
+use crate::driver::backplane::Attached;
 use crate::driver::handlers::Handlers;
 use crate::driver::shard::{ClockSignal, Shard, Slot, Waiters};
 use crate::driver::Runtime;
@@ -24,6 +25,8 @@ pub(crate) struct Shared<R: Runtime> {
     pub(crate) closed: AtomicBool,
     /// Woken when `closed` is set, and when the last connection ends.
     pub(crate) waiters: Waiters,
+    /// Set once by `attach_backplane`: broadcasts and publishes are also forwarded there.
+    pub(crate) backplane: OnceLock<Attached>,
 }
 
 impl<R: Runtime> Shared<R> {
@@ -51,6 +54,7 @@ impl<R: Runtime> Shared<R> {
             clock_started: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             waiters: Waiters::default(),
+            backplane: OnceLock::new(),
         })
     }
 
