@@ -6,7 +6,9 @@
 #
 # e.g. benchmarks/run.sh melody-tokio -- target/release/examples/server --threads 1 --shards 1
 #      benchmarks/run.sh baseline -- target/release/baseline
-# SETS selects runs (default "broadcast echo idle"); every run is bounded in time.
+# SETS selects runs (default "broadcast echo idle"; all: broadcast-100 broadcast-1k
+# broadcast-10k burst echo rate idle idle-19k); every run is bounded in time. Each line
+# starts with NAME SET, as benchmarks/src/bin/report reads them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,14 +27,17 @@ for _ in $(seq 50); do
     sleep 0.1
 done
 
-run() { echo "$name $1 $(taskset -c 1 $loadgen "$@" --server-pid $server --time-limit 120 | grep '^RESULT')"; }
+run() { echo "$name $set $(taskset -c 1 $loadgen "$@" --server-pid $server --time-limit 120 | grep '^RESULT')"; }
 for set in $sets; do
     case $set in
-        broadcast) run broadcast --url ws://127.0.0.1:$port/ws --subscribers 1000 --window 64 --messages 2000 ;;
+        broadcast-100) run broadcast --url ws://127.0.0.1:$port/ws --subscribers 100 --window 64 --messages 20000 ;;
+        broadcast|broadcast-1k) run broadcast --url ws://127.0.0.1:$port/ws --subscribers 1000 --window 64 --messages 2000 ;;
+        broadcast-10k) run broadcast --url ws://127.0.0.1:$port/ws --subscribers 10000 --window 64 --messages 200 ;;
         burst)     run broadcast --url ws://127.0.0.1:$port/ws --subscribers 100 --window 4000 --messages 4000 ;;
         echo)      run echo --url ws://127.0.0.1:$port/echo --connections 50 --messages 100000 ;;
         rate)      run rate --url ws://127.0.0.1:$port/ws --subscribers 1000 --rate 10 --messages 50 ;;
         idle)      run idle --url ws://127.0.0.1:$port/ws --connections 10000 --hold 5 ;;
+        idle-19k)  run idle --url ws://127.0.0.1:$port/ws --connections 19000 --hold 60 ;;
         *) echo "unknown set $set" >&2; exit 2 ;;
     esac
 done

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The standard set, against every adapter's `server` example and the baseline, one
+# server process per run, then the tables into BENCHMARKS.md (between the
+# "standard" markers) and the plot into benchmarks/standard.svg.
+#
+#   benchmarks/standard.sh                 # all sets, about 10 minutes
+#   SETS="broadcast-1k echo" benchmarks/standard.sh
+#   SERVERS="melody-tokio baseline" benchmarks/standard.sh
+#
+# Not a test: figures move with the machine's load. Read the ratios, measured here in
+# one sitting, not the absolute numbers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sets=${SETS:-"broadcast-100 broadcast-1k broadcast-10k burst echo rate idle idle-19k"}
+servers=${SERVERS:-"melody-tokio melody-smol melody-async-std baseline"}
+bin=target/bench-bin
+results=target/bench-results.txt
+mkdir -p "$bin"
+
+cargo build --release -p benchmarks --quiet
+cp target/release/baseline "$bin/baseline"
+for server in $servers; do
+    if [ "$server" != baseline ]; then
+        # The adapters' examples share the name `server`: build and copy one at a time.
+        cargo build --release -p "$server" --example server --quiet
+        cp target/release/examples/server "$bin/$server"
+    fi
+done
+
+: >"$results"
+port=6300
+for server in $servers; do
+    flags=()
+    [ "$server" != baseline ] && flags=(--threads 1 --shards 1)
+    for set in $sets; do
+        port=$((port + 1)) # a fresh port per run: no TIME_WAIT from the last one
+        PORT=$port SETS=$set benchmarks/run.sh "$server" -- "$bin/$server" "${flags[@]}" |
+            tee -a "$results"
+    done
+done
+
+note="Measured $(date -u +%Y-%m-%d) with \`benchmarks/standard.sh\`, load average $(cut -d' ' -f1 /proc/loadavg) at the end; each server on core 0, the load generator on core 1, one server process per run."
+target/release/report --results "$results" --markdown BENCHMARKS.md --svg benchmarks/standard.svg --note "$note"
