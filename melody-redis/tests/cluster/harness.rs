@@ -5,6 +5,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use melody_core::driver::Runtime;
 use melody_redis::{RedisBackplane, RedisBackplaneConfig, RedisHandle};
 use melody_tokio::{Config, Melody};
 use tungstenite::{Message, WebSocket};
@@ -92,12 +93,7 @@ impl Node {
     }
 
     pub fn connect(&self, path: &str) -> Client {
-        let stream = TcpStream::connect(self.addr).expect("connect");
-        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
-        stream.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
-        let (ws, _) = tungstenite::client::client(format!("ws://{}{path}", self.addr), stream)
-            .expect("WebSocket handshake");
-        Client { ws }
+        Client::connect(self.addr, path)
     }
 
     /// Waits until both Redis connections are up and Redis confirmed every topic.
@@ -131,7 +127,8 @@ impl Drop for Node {
     }
 }
 
-fn wire_handlers(melody: &Melody) {
+/// The handlers [`Node`] describes, on any runtime.
+pub fn wire_handlers<R: Runtime>(melody: &melody_core::driver::Melody<R>) {
     melody.on_connect(|session| {
         let path = session.request().uri().path().to_owned();
         if let Some(topic) = path
@@ -160,6 +157,15 @@ pub struct Client {
 }
 
 impl Client {
+    pub fn connect(addr: SocketAddr, path: &str) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        stream.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        let (ws, _) = tungstenite::client::client(format!("ws://{addr}{path}"), stream)
+            .expect("WebSocket handshake");
+        Client { ws }
+    }
+
     pub fn send(&mut self, text: &str) {
         self.ws
             .send(Message::text(text))

@@ -9,4 +9,5 @@ mod delivery;
 mod harness;
 mod outage;
 mod redis_server;
+mod runtimes;
 mod seam;
