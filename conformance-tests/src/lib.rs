@@ -18,11 +18,15 @@
 //! 426, 400, 403 refusals; origin policy; handshake timeout; session cap 503; keys
 //! attached at upgrade), echo of text and binary across every frame-length encoding up
 //! to 1 MiB, fragments, ping/pong and ordering; bad input (1009, 1007, 1002) while the
-//! server keeps serving; every handler's arguments and order, panicking and
+//! server keeps serving; hostile peers (slowloris handshakes, endless headers, endless
+//! fragments, ping floods, a thousand silent connections), each bounded in time and
+//! memory and holding no one else up; every handler's arguments and order, panicking and
 //! re-entrant handlers; every broadcast and topic flavour, ordering and concurrent
 //! broadcasts; slow consumers under each drop policy, where what a client misses must
 //! equal what the API reports dropped; keepalive (pings, pong timeout, write timeout);
-//! closing and graceful shutdown; 2000 connections at once.
+//! closing and graceful shutdown, including in the middle of a stream (what was
+//! reported queued arrives, what the deadline cut off is counted); 2000 connections at
+//! once.
 //!
 //! # Running it for your adapter
 //!
@@ -129,6 +133,7 @@
 mod backend;
 pub mod cases;
 mod client;
+mod flood;
 mod harness;
 mod upgrade;
 
@@ -178,6 +183,12 @@ macro_rules! conformance_suite {
             invalid_utf8_closed_1007,
             protocol_violations_closed_1002,
             invalid_close_frames_closed_1002,
+            // hostile peers
+            slowloris_handshakes_cut_at_timeout,
+            header_flood_refused_431_and_cut,
+            silent_crowd_evicted_by_keepalive,
+            endless_fragments_closed_1009,
+            ping_flood_pongs_coalesced,
             // handlers
             handlers_fire_in_order,
             panicking_handler_closes_its_session_only,
@@ -206,6 +217,7 @@ macro_rules! conformance_suite {
             server_close_after_queued_data,
             shutdown_flushes_and_sends_1001,
             shutdown_cuts_off_at_deadline,
+            shutdown_mid_stream_delivers_what_was_queued,
             len_sessions_is_closed_track_state,
             upgrade_racing_close_gets_no_session,
             // load

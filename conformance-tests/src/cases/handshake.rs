@@ -356,9 +356,12 @@ pub fn handshake_times_out_incomplete<B: Backend>() {
     assert_eq!(server.melody().len(), 1);
 }
 
-/// With `max_sessions` 2, a third upgrade gets 503 while the two sessions keep
-/// working; once one leaves, a new client is accepted.
+/// With `max_sessions` 2, further upgrades (three in a row) get 503 while the two
+/// sessions keep working: each is echoed, and a broadcast reaches both. When melody
+/// answers the upgrade itself ([`Upgrade::Serve`]), `HubStats::rejected` counts each
+/// refusal. Once a session leaves, a new client is accepted.
 pub fn session_cap_refuses_with_503<B: Backend>() {
+    const REFUSED: u64 = 3;
     for mode in modes() {
         let rec = Recorder::new();
         let server = Server::<B>::start(config().max_sessions(Some(2)), mode.clone(), |m| {
@@ -368,16 +371,28 @@ pub fn session_cap_refuses_with_503<B: Backend>() {
         let mut a = Client::connect(server.addr, "/a");
         let mut b = Client::connect(server.addr, "/b");
         server.wait_len(2);
-        match Client::try_connect(server.addr, "/c", &[]) {
-            Err(tungstenite::Error::Http(response)) => {
-                assert_eq!(response.status().as_u16(), 503, "over the cap ({mode:?})")
+        for attempt in 0..REFUSED {
+            match Client::try_connect(server.addr, "/c", &[]) {
+                Err(tungstenite::Error::Http(response)) => assert_eq!(
+                    response.status().as_u16(),
+                    503,
+                    "over the cap, attempt {attempt} ({mode:?})"
+                ),
+                Err(e) => panic!("over the cap must get 503 ({mode:?}), got {e}"),
+                Ok(_) => panic!("a third session was accepted with max_sessions 2 ({mode:?})"),
             }
-            Err(e) => panic!("over the cap must get 503 ({mode:?}), got {e}"),
-            Ok(_) => panic!("a third session was accepted with max_sessions 2 ({mode:?})"),
         }
         for (client, text) in [(&mut a, "a"), (&mut b, "b")] {
             client.send_text(text);
             assert_eq!(client.recv_text(), text);
+        }
+        let m = server.melody();
+        assert_eq!(m.broadcast("to both").queued, 2, "({mode:?})");
+        for client in [&mut a, &mut b] {
+            assert_eq!(client.recv_text(), "to both", "({mode:?})");
+        }
+        if matches!(mode, Upgrade::Serve) {
+            assert_eq!(m.stats().rejected, REFUSED, "{:?}", m.stats());
         }
         let a_addr = a.local;
         a.close_and_wait();

@@ -17,6 +17,8 @@ const PONG_WAIT: Duration = Duration::from_millis(300);
 const WRITE_WAIT: Duration = Duration::from_millis(300);
 /// Slack for a loaded machine (two cores shared with the rest of the suite).
 const TOLERANCE: Duration = Duration::from_millis(1500);
+/// How long a client reading after its cut waits for more before giving up.
+const READ_TIMEOUT_AFTER_CUT: Duration = Duration::from_secs(3);
 
 fn keepalive() -> Config {
     config().ping_period(PING).pong_wait(PONG_WAIT)
@@ -144,7 +146,8 @@ pub fn answering_client_stays_connected<B: Backend>() {
 
 /// A client that stops reading while 16 MiB are written to it is cut once no byte has
 /// been taken for `write_wait` (300 ms), with `on_error(WriteTimeout)`, and not before
-/// `write_wait` has passed since the writes started.
+/// `write_wait` has passed since the writes started. When it reads at last, it gets
+/// exactly the messages `SessionStats::sent` counts, then the end of the connection.
 pub fn stalled_reader_cut_after_write_wait<B: Backend>() {
     let rec = Recorder::new();
     let cfg = config()
@@ -186,5 +189,22 @@ pub fn stalled_reader_cut_after_write_wait<B: Backend>() {
         rec.of(remote)
     );
     server.wait_len(0);
-    drop(client);
+    // Reading at last, the client gets what was fully written before the cut, and
+    // then the end: nothing counted as undelivered goes out after it.
+    let mut client = client;
+    let mut complete = 0u64;
+    loop {
+        match client.try_recv(READ_TIMEOUT_AFTER_CUT) {
+            Ok(Message::Binary(_)) => complete += 1,
+            Ok(Message::Ping(_)) => {}
+            Ok(other) => panic!("unexpected {}", crate::client::describe(&other)),
+            Err(RecvError::Closed(_)) => break,
+            Err(RecvError::Timeout) => panic!("the cut connection was not ended"),
+        }
+    }
+    assert_eq!(
+        complete,
+        session.stats().sent,
+        "messages received after the cut vs SessionStats::sent"
+    );
 }

@@ -17,7 +17,7 @@ use crate::driver::session::{Info, Session, SessionKey};
 use crate::driver::shard::Slot;
 use crate::driver::shared::Shared;
 use crate::driver::{Runtime, Transport};
-use crate::{Bytes, CloseCode, Event, Hub, SessionId, Transmit};
+use crate::{Bytes, CloseCode, Event, Hub, SessionId, SessionState, Transmit};
 
 /// Bytes read per `poll_read`; the buffer is per thread, not per connection, so idle
 /// connections hold no read buffer of their own.
@@ -141,6 +141,11 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
                     Transmit::Finished => finished = true,
                     Transmit::Idle => {}
                 }
+            } else if !out.is_empty() && hub.state(id).is_none_or(|s| s == SessionState::Finished) {
+                // Ended while a batch was still being written (cut off at a shutdown
+                // deadline, a write or pong timeout): the hub counted the batch as
+                // undelivered, so none of it may go out now, and the transport closes.
+                finished = true;
             }
             let found = events.len() > before || batch || finished;
             if !found && park {
