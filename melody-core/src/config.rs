@@ -81,8 +81,10 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// How long we wait for the peer's close frame after sending ours (5 s).
     pub close_timeout: Duration,
-    /// Capacity of tungstenite's per-session read buffer (512 bytes). Small keeps idle
-    /// sessions cheap; the buffer grows for larger messages.
+    /// Capacity of tungstenite's per-session read buffer (128 bytes), which is also the
+    /// most it copies in per step. Small keeps idle sessions cheap (128 instead of 512
+    /// saved ~400 B per idle connection, BENCHMARKS.md); the buffer grows to hold a
+    /// larger message, which then arrives in steps of this size.
     pub read_buffer_size: usize,
     /// Resolution of the deadlines reported by `poll_timeout` (100 ms).
     pub timer_granularity: Duration,
@@ -114,7 +116,7 @@ impl Default for Config {
             max_handshake_size: 8 * 1024,
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
-            read_buffer_size: 512,
+            read_buffer_size: 128,
             timer_granularity: Duration::from_millis(100),
             origin_policy: OriginPolicy::SameOrigin,
             subprotocols: Vec::new(),
@@ -258,7 +260,7 @@ impl Config {
         setting("handshake-timeout-ms", "MS", "time allowed for the upgrade (10000)"),
         setting("close-timeout-ms", "MS", "time allowed for the peer's close frame (5000)"),
         setting("max-handshake-size", "BYTES", "largest upgrade request (8192)"),
-        setting("read-buffer-size", "BYTES", "initial per-session read buffer (512)"),
+        setting("read-buffer-size", "BYTES", "initial per-session read buffer (128)"),
         setting("timer-granularity-ms", "MS", "resolution of deadlines (100)"),
         setting("max-sessions", "N", "refuse upgrades past N open sessions with 503, or none (none)"),
         setting("origin", "ORIGINS", "same | any | a comma-separated list of allowed origins (same)"),

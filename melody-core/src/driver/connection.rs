@@ -49,6 +49,10 @@ pub struct Connection<R: Runtime, T: Transport> {
     events: VecDeque<Event>,
     session: Option<Session<R>>,
     read_done: bool,
+    /// The transport said "nothing to read" in this poll and holds our waker: asking
+    /// again before the next wakeup is a wasted syscall on readiness-less transports
+    /// (futures-io over async-io re-reads and re-arms epoll every time).
+    read_blocked: bool,
     finished: bool,
     disconnected: bool,
     done: bool,
@@ -66,6 +70,7 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             events: VecDeque::new(),
             session: None,
             read_done: false,
+            read_blocked: false,
             finished: false,
             disconnected: false,
             done: false,
@@ -81,7 +86,7 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
     fn read(&mut self, cx: &mut Context<'_>) -> bool {
         let mut progress = false;
         for _ in 0..READS_PER_TURN {
-            if self.read_done || self.finished {
+            if self.read_done || self.finished || self.read_blocked {
                 break;
             }
             let polled = READ_BUF.with(|buf| {
@@ -99,7 +104,10 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
                 }
             });
             match polled {
-                None => break,
+                None => {
+                    self.read_blocked = true;
+                    break;
+                }
                 Some(Ok(())) => progress = true,
                 Some(Err(err)) => {
                     self.read_done = true;
@@ -366,6 +374,7 @@ impl<R: Runtime, T: Transport> Future for Connection<R, T> {
         if this.done {
             return Poll::Ready(());
         }
+        this.read_blocked = false;
         for _ in 0..TURNS_PER_POLL {
             let mut progress = this.read(cx);
             progress |= this.sync(cx, false);
