@@ -71,6 +71,9 @@ pub struct SessionStats {
     pub dropped: u64,
     /// Data messages queued or in flight now.
     pub queued: usize,
+    /// Wire bytes (headers included) of the data messages queued or in flight now: what
+    /// counts against [`Config::message_buffer_bytes`](crate::Config::message_buffer_bytes).
+    pub queued_bytes: usize,
 }
 
 /// The lifecycle stage of a session, as seen from outside.
@@ -205,8 +208,11 @@ pub enum Transmit {
     /// This many buffers were appended to `out`: write them in order, then report the
     /// bytes written with `on_transmitted`.
     Write(usize),
-    /// The session is over: close the transport (after writing anything still held)
-    /// and, once its `Disconnect` event is taken, release the id.
+    /// The session is over: close the transport and, once its `Disconnect` event is
+    /// taken, release the id. Do not finish writing a batch still held from an earlier
+    /// `Write`: a session that ends with one pending was cut off (shutdown deadline,
+    /// write or pong timeout), and the hub has already counted those messages as
+    /// undelivered.
     Finished,
 }
 
