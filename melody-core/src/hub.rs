@@ -195,16 +195,28 @@ impl<U> Hub<U> {
     /// Checks an upgrade request that an HTTP framework received (origin, version, key,
     /// session cap), before it answers 101. On success, the framework sends the
     /// `Sec-WebSocket-Accept` (and protocol) of the returned [`Accept`], upgrades, and
-    /// calls [`Hub::open_upgraded`].
-    pub fn check_upgrade(&self, request: &Request) -> Result<Accept, HandshakeRejection> {
-        let accept = handshake::validate(request, &self.config)?;
-        if self.at_capacity() {
-            return Err(HandshakeRejection {
-                status: tungstenite::http::StatusCode::SERVICE_UNAVAILABLE,
-                reason: "session limit reached, try again later",
-            });
+    /// calls [`Hub::open_upgraded`]. A refusal counts in [`HubStats::rejected`], as one
+    /// of the built-in handshake does.
+    pub fn check_upgrade(&mut self, request: &Request) -> Result<Accept, HandshakeRejection> {
+        let checked = handshake::validate(request, &self.config).and_then(|accept| {
+            if self.at_capacity() {
+                Err(HandshakeRejection {
+                    status: tungstenite::http::StatusCode::SERVICE_UNAVAILABLE,
+                    reason: "session limit reached, try again later",
+                })
+            } else {
+                Ok(accept)
+            }
+        });
+        if checked.is_err() {
+            self.count_rejection();
         }
-        Ok(accept)
+        checked
+    }
+
+    /// Counts a handshake refused outside the hub (by a driver that is shutting down).
+    pub(crate) fn count_rejection(&mut self) {
+        self.stats.rejected += 1;
     }
 
     /// Registers a connection an HTTP framework has already upgraded: `request` is the

@@ -831,6 +831,8 @@ fn check_upgrade_refuses_like_the_built_in_handshake() {
         "session limit reached, try again later",
     );
     assert_eq!(s.hub.state(id), Some(SessionState::Open));
+    // Three refusals by `check_upgrade`, one by the built-in handshake: all counted.
+    assert_eq!(s.hub.stats().rejected, 4);
 }
 
 #[test]

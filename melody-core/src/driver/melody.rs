@@ -189,13 +189,15 @@ impl<R: Runtime> Melody<R> {
     /// session cap) before answering it. The caller sends 101 with the returned
     /// [`Accept`] values, or the rejection's status and reason.
     pub fn check_upgrade(&self, request: &Request) -> Result<Accept, HandshakeRejection> {
+        let shard = &self.shared.shards[0];
         if self.is_closed() {
+            shard.with(&self.shared.clock, crate::Hub::count_rejection);
             return Err(HandshakeRejection {
                 status: tungstenite::http::StatusCode::SERVICE_UNAVAILABLE,
                 reason: "server closing",
             });
         }
-        self.shared.shards[0].read(|hub| hub.check_upgrade(request))
+        shard.with(&self.shared.clock, |hub| hub.check_upgrade(request))
     }
 
     /// For HTTP integrations: the task serving a connection that the framework already
