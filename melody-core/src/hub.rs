@@ -689,6 +689,7 @@ impl<U> Hub<U> {
     pub fn session_stats(&self, id: SessionId) -> Option<SessionStats> {
         self.get(id).map(|s| SessionStats {
             queued: s.outbox.data_len(),
+            queued_bytes: s.outbox.data_bytes(),
             ..s.stats
         })
     }

@@ -94,6 +94,12 @@ impl Outbox {
         self.data.len() + self.data_in_flight
     }
 
+    /// Wire bytes of the data messages queued or in flight: what counts against the
+    /// byte bound.
+    pub(crate) fn data_bytes(&self) -> usize {
+        self.data_bytes
+    }
+
     pub(crate) fn is_sealed(&self) -> bool {
         self.sealed
     }

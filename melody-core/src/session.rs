@@ -297,8 +297,10 @@ impl<U> Session<U> {
             return Outcome::default();
         }
         let room = ctx.config.max_handshake_size.saturating_sub(buf.len());
-        // One byte beyond the limit lets an oversized request be told from a partial one.
-        let take = input.len().min(room + 1);
+        // The verdict rests on the first `max_handshake_size` bytes alone (a head still
+        // incomplete there is too large), never on a byte past them: otherwise how the
+        // transport cut the stream could turn a 431 into a 400.
+        let take = input.len().min(room);
         buf.extend_from_slice(&input[..take]);
         let (request, leftover, head) = match handshake::parse(buf, ctx.config.max_handshake_size) {
             Parsed::Partial => return Outcome::default(),

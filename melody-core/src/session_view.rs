@@ -66,6 +66,7 @@ impl<'a, U> SessionView<'a, U> {
     pub fn stats(&self) -> SessionStats {
         SessionStats {
             queued: self.session.outbox.data_len(),
+            queued_bytes: self.session.outbox.data_bytes(),
             ..self.session.stats
         }
     }
