@@ -1,0 +1,232 @@
+//! One connection as a driver sees it: the buffers it was handed and has not written
+//! yet, and the events it took, each checked against the order the hub promises.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use melody_core::{Bytes, Config, Event, Hub, Keys, SessionError, SessionId, Transmit};
+
+/// Unsent control frames an outbox may hold: the handshake answer or a ping (a ping is
+/// only queued when the control lane is empty) and one more for a frame tungstenite
+/// writes that is neither a pong nor a close.
+pub const MAX_CONTROL_FRAMES: usize = 2;
+
+/// Unsent pongs an outbox keeps (melody-core's `MAX_PENDING_PONGS`).
+pub const MAX_PENDING_PONGS: usize = 16;
+
+/// The driver's side of one session.
+#[derive(Debug)]
+pub struct Conn {
+    pub id: SessionId,
+    /// Buffers handed out by `poll_transmit` and not yet fully reported written.
+    pending: VecDeque<Bytes>,
+    /// Bytes of the first pending buffer already written.
+    front_written: usize,
+    /// Every byte reported written, in order (what the peer received).
+    pub written: Vec<u8>,
+    /// Every event taken, in order.
+    pub events: Vec<Event>,
+    /// `Connect` was taken.
+    pub connected: bool,
+    /// `Disconnect` was taken.
+    pub disconnected: bool,
+    /// The handshake was refused (`Error(Handshake)` taken).
+    pub rejected: bool,
+    /// The id was released.
+    pub released: bool,
+    /// Messages reported lost: `Dropped` counts plus the `Disconnect`'s undelivered.
+    pub drops_reported: u64,
+    /// Text and binary messages taken.
+    pub received: u64,
+    /// `Sent` events taken.
+    pub sent: u64,
+    /// Data messages offered to this session's outbox while it was open: each must end
+    /// up written, dropped (and counted) or still queued.
+    pub offered: u64,
+    /// An HTTP framework answered the upgrade (`Hub::open_upgraded`).
+    pub upgraded: bool,
+}
+
+impl Conn {
+    pub fn new(id: SessionId) -> Self {
+        Conn {
+            id,
+            pending: VecDeque::new(),
+            front_written: 0,
+            written: Vec::new(),
+            events: Vec::new(),
+            connected: false,
+            disconnected: false,
+            rejected: false,
+            released: false,
+            drops_reported: 0,
+            received: 0,
+            sent: 0,
+            offered: 0,
+            upgraded: false,
+        }
+    }
+
+    /// Whether a batch handed out earlier is still being written.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Bytes handed out and not yet written.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending.iter().map(Bytes::len).sum::<usize>() - self.front_written
+    }
+
+    /// Takes every queued event, checking each against what came before it.
+    /// Returns how many were taken.
+    pub fn take_events(&mut self, hub: &mut Hub<Keys>, config: &Config) -> usize {
+        let mut taken = 0;
+        while let Some(event) = hub.poll_event(self.id) {
+            self.check_event(&event, config);
+            self.events.push(event);
+            taken += 1;
+        }
+        taken
+    }
+
+    fn check_event(&mut self, event: &Event, config: &Config) {
+        assert!(
+            !self.disconnected,
+            "{:?}: event {event:?} after Disconnect",
+            self.id
+        );
+        let open_only = |what: &str| {
+            assert!(self.connected, "{:?}: {what} before Connect", self.id);
+        };
+        match event {
+            Event::Connect => {
+                assert!(self.events.is_empty(), "{:?}: Connect not first", self.id);
+                self.connected = true;
+            }
+            Event::Text(text) => {
+                open_only("Text");
+                assert!(text.len() <= config.max_message_size, "oversized text");
+                self.received += 1;
+            }
+            Event::Binary(data) => {
+                open_only("Binary");
+                assert!(data.len() <= config.max_message_size, "oversized binary");
+                self.received += 1;
+            }
+            Event::Pong(data) => {
+                open_only("Pong");
+                assert!(
+                    data.len() <= 125,
+                    "a control frame's payload is at most 125 bytes"
+                );
+            }
+            Event::Close { reason, .. } => {
+                open_only("Close");
+                assert!(reason.len() <= 123, "a close reason is at most 123 bytes");
+            }
+            Event::Sent { .. } => {
+                open_only("Sent");
+                assert!(config.sent_events, "Sent without sent_events");
+                self.sent += 1;
+            }
+            Event::Dropped { count } => {
+                open_only("Dropped");
+                assert!(*count > 0, "Dropped with a zero count");
+                self.drops_reported += count;
+            }
+            Event::Error(SessionError::Handshake(_)) => {
+                assert!(!self.connected, "a handshake error after Connect");
+                self.rejected = true;
+            }
+            Event::Error(SessionError::HandshakeTimeout) => {
+                assert!(!self.connected, "a handshake timeout after Connect");
+            }
+            // The transport and the writing of a refusal can fail before any Connect.
+            Event::Error(SessionError::Io { .. } | SessionError::WriteTimeout) => {}
+            Event::Error(err) => open_only(&format!("error {err:?}")),
+            Event::Disconnect { undelivered } => {
+                self.disconnected = true;
+                self.drops_reported += *undelivered as u64;
+            }
+            other => panic!("an event the harness does not know: {other:?}"),
+        }
+    }
+
+    /// Asks for the next batch, as a driver does once the last one is written (or, with
+    /// `even_if_pending`, earlier). Checks the batch against the outbox bounds.
+    pub fn poll_transmit(
+        &mut self,
+        hub: &mut Hub<Keys>,
+        now: Instant,
+        config: &Config,
+        even_if_pending: bool,
+    ) -> Option<Transmit> {
+        if self.has_pending() && !even_if_pending {
+            return None;
+        }
+        let mut out = Vec::new();
+        let transmit = hub.poll_transmit(self.id, now, &mut out);
+        match transmit {
+            Transmit::Write(n) => {
+                assert_eq!(n, out.len(), "Write(n) must count the buffers handed out");
+                assert!(n > 0, "Write(0)");
+                let bound = MAX_CONTROL_FRAMES + MAX_PENDING_PONGS + config.message_buffer_size + 1;
+                assert!(
+                    n <= bound,
+                    "a batch of {n} buffers exceeds the outbox bound {bound}"
+                );
+                assert!(!self.released, "a released id handed out bytes");
+            }
+            Transmit::Idle | Transmit::Finished => {
+                assert!(out.is_empty(), "{transmit:?} with buffers appended")
+            }
+        }
+        if self.released {
+            assert_eq!(transmit, Transmit::Finished, "a released id is Finished");
+        }
+        self.pending.extend(out);
+        Some(transmit)
+    }
+
+    /// Writes up to `n` pending bytes and reports them; returns how many. Once the
+    /// session is over, a driver writes nothing more (the hub counted what it held as
+    /// undelivered) and lets the buffers go.
+    pub fn write(&mut self, hub: &mut Hub<Keys>, now: Instant, n: usize) -> usize {
+        if self.disconnected {
+            self.drop_pending();
+            return 0;
+        }
+        let mut left = n.min(self.pending_bytes());
+        let total = left;
+        while left > 0 {
+            let Some(front) = self.pending.front() else {
+                break;
+            };
+            let take = (front.len() - self.front_written).min(left);
+            self.written
+                .extend_from_slice(&front[self.front_written..self.front_written + take]);
+            self.front_written += take;
+            left -= take;
+            if self.front_written == front.len() {
+                self.pending.pop_front();
+                self.front_written = 0;
+            }
+        }
+        if total > 0 {
+            let result = hub.on_transmitted(self.id, now, total);
+            assert_eq!(
+                result.is_err(),
+                self.released,
+                "on_transmitted on {:?}",
+                self.id
+            );
+        }
+        total
+    }
+
+    /// Forgets what was handed out (a transport that failed or was closed).
+    pub fn drop_pending(&mut self) {
+        self.pending.clear();
+        self.front_written = 0;
+    }
+}
