@@ -6,6 +6,7 @@
 //! - [`conn`]: one connection as a driver sees it, checking its events as they come;
 //! - [`world`]: a hub, its connections and a clock, with the hub-wide invariants;
 //! - [`ops`]: the operations the session target applies to a world;
+//! - [`delivery`]: sends and broadcasts, with every message accounted for;
 //! - [`script`]: the session target's input and how it runs;
 //! - [`server_wire`]: reading back what a connection received, as a client would;
 //! - [`stream`]: one connection fed a byte stream, for the parser targets.
@@ -13,6 +14,7 @@
 pub mod chunks;
 pub mod config;
 pub mod conn;
+pub mod delivery;
 pub mod ops;
 pub mod script;
 pub mod server_wire;
