@@ -29,7 +29,7 @@ for server in $servers; do
 done
 
 : >"$results"
-port=6300
+port=6600
 for server in $servers; do
     flags=()
     [ "$server" != baseline ] && flags=(--threads 1 --shards 1)
