@@ -132,9 +132,15 @@ pub(crate) struct Waiters {
 
 impl Waiters {
     pub(crate) fn register(&self, waker: &Waker) {
+        // Compare a clone with the stored clones, not `waker` itself: a runtime may
+        // poll with a borrowed waker whose vtable differs from its clones' (tokio's
+        // `block_on` does), and `will_wake` never matches it. The list then grew by one
+        // waker per poll (per accepted connection, for the accept loop) until the
+        // instance next had no connection at all.
+        let waker = waker.clone();
         let mut list = lock(&self.list);
-        if !list.iter().any(|w| w.will_wake(waker)) {
-            list.push(waker.clone());
+        if !list.iter().any(|w| w.will_wake(&waker)) {
+            list.push(waker);
         }
     }
 
@@ -143,5 +149,35 @@ impl Waiters {
         for w in list {
             w.wake();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    struct CountWakes(AtomicUsize);
+
+    impl Wake for CountWakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn a_task_polled_many_times_is_listed_once_and_woken_once() {
+        let waiters = Waiters::default();
+        let wakes = Arc::new(CountWakes(AtomicUsize::new(0)));
+        let waker = Waker::from(wakes.clone());
+        for _ in 0..1000 {
+            waiters.register(&waker);
+            waiters.register(&waker.clone());
+        }
+        assert_eq!(lock(&waiters.list).len(), 1);
+        waiters.wake_all();
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 1);
+        assert!(lock(&waiters.list).is_empty());
     }
 }
