@@ -632,6 +632,30 @@ impl<U> Hub<U> {
         self.sessions.len()
     }
 
+    /// Entries in the timer wheel, stale ones included: for leak checks. Deletion is
+    /// lazy, so a released session's entries (at most one per timer kind) stay until
+    /// their deadline comes and [`Hub::handle_timeout`] drops them. With no connection
+    /// left, the count returns to 0 once the longest period (`ping_period`,
+    /// `pong_wait`, `handshake_timeout`, `write_wait`, `close_timeout`) has passed.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use melody_core::{Config, ConnectionInfo, Hub};
+    ///
+    /// let t0 = Instant::now();
+    /// let mut hub: Hub = Hub::new(Config::default(), t0)?;
+    /// let id = hub.open(t0, ConnectionInfo::default(), Default::default());
+    /// assert_eq!(hub.timer_entries(), 1, "the handshake deadline");
+    /// hub.release(id);
+    /// assert_eq!(hub.timer_entries(), 1, "stale until its deadline");
+    /// hub.handle_timeout(t0 + Config::default().handshake_timeout);
+    /// assert_eq!(hub.timer_entries(), 0);
+    /// # Ok::<(), melody_core::ConfigError>(())
+    /// ```
+    pub fn timer_entries(&self) -> usize {
+        self.wheel.len()
+    }
+
     /// The ids of the open sessions.
     pub fn sessions(&self) -> impl Iterator<Item = SessionId> + '_ {
         self.sessions

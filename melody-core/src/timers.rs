@@ -83,6 +83,8 @@ pub(crate) struct Due {
 }
 
 const SLOTS: usize = 4096;
+/// Entries a drained slot may keep room for (384 bytes); larger slots are freed.
+const SLOT_KEEP: usize = 16;
 const MASK: u64 = SLOTS as u64 - 1;
 const WORDS: usize = SLOTS / 64;
 
@@ -214,6 +216,12 @@ impl TimerWheel {
             self.len -= before - entries.len();
             if entries.is_empty() {
                 self.occupied[slot / 64] &= !(1 << (slot % 64));
+                // A burst (connection churn, a mass reconnect) grows slots far past
+                // their usual size, and stale entries of released sessions add to it:
+                // give a drained slot's memory back rather than keep every peak.
+                if entries.capacity() > SLOT_KEEP {
+                    *entries = Vec::new();
+                }
             }
         }
         self.cursor = now_tick + 1;
@@ -271,7 +279,6 @@ impl TimerWheel {
     }
 
     /// Entries in the wheel, stale ones included.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.len
     }
@@ -363,6 +370,30 @@ mod tests {
         t.disarm(TimerKind::Write);
         assert!(fire(&mut w, &mut t, t0 + Duration::from_secs(2)).is_empty());
         assert_eq!(w.len(), 0);
+    }
+
+    #[test]
+    fn a_drained_slot_gives_back_the_room_of_a_burst() {
+        let (mut w, t0) = wheel();
+        let burst_at = t0 + Duration::from_secs(1);
+        let usual_at = t0 + Duration::from_secs(2);
+        let mut timers: Vec<SessionTimers> = vec![SessionTimers::default(); 1001];
+        for (i, t) in timers.iter_mut().enumerate() {
+            let at = if i < 1000 { burst_at } else { usual_at };
+            w.arm(t, i as u32, 0, TimerKind::Ping, at);
+        }
+        let burst_slot = (w.tick_at_or_after(burst_at) & MASK) as usize;
+        let usual_slot = (w.tick_at_or_after(usual_at) & MASK) as usize;
+        assert!(w.slots[burst_slot].capacity() >= 1000);
+
+        let mut due = Vec::new();
+        w.expire(usual_at, &mut due);
+        assert_eq!(due.len(), 1001);
+        assert_eq!(w.slots[burst_slot].capacity(), 0, "a burst's room is freed");
+        assert!(
+            (1..=SLOT_KEEP).contains(&w.slots[usual_slot].capacity()),
+            "a small slot keeps its room, so steady use does not reallocate"
+        );
     }
 
     #[test]

@@ -438,6 +438,25 @@ impl<R: Runtime> Melody<R> {
         self.len() == 0
     }
 
+    /// Connection tasks still running, from the upgrade's first byte until the
+    /// transport is closed and the slot released: handshaking and closing connections
+    /// count, unlike in [`Melody::len`]. With no client left it returns to 0; a count
+    /// that stays above is a leaked task. (The clock task, one per instance, is apart.)
+    pub fn connection_tasks(&self) -> usize {
+        self.shared.connections.load(Ordering::Acquire)
+    }
+
+    /// Timer-wheel entries of every shard, stale ones included (see
+    /// [`Hub::timer_entries`](crate::Hub::timer_entries)): with no connection left, it
+    /// returns to 0 once the longest configured period has passed.
+    pub fn timer_entries(&self) -> usize {
+        self.shared
+            .shards
+            .iter()
+            .map(|shard| shard.read(|hub| hub.timer_entries()))
+            .sum()
+    }
+
     /// Whether `close` or `shutdown` was called (olahol/melody's `IsClosed`).
     pub fn is_closed(&self) -> bool {
         self.shared.is_closed()
