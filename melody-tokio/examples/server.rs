@@ -6,7 +6,9 @@
 //!
 //! - `/echo`: each message, text or binary, goes back to its sender only;
 //! - `/ws`: each message goes to every session (a chat room, as in `chat`);
-//! - any plain GET: the chat page, talking to `/ws` (`Config::http_page`).
+//! - any plain GET: the chat page, talking to `/ws` (`Config::http_page`);
+//! - with `--stats-addr HOST:PORT`, `GET /stats` there: the instance's counters as
+//!   JSON (sessions, connection tasks, timer entries, `HubStats`), for load generators.
 //!
 //! It uses `melody_tokio::serve` directly, no HTTP framework, so that benchmarks
 //! measure melody itself. The flags and handlers are shared with the other adapters'

@@ -1,14 +1,15 @@
 //! What the examples of every adapter share. melody-tokio's examples say `mod shared;`;
 //! melody-smol's and melody-async-std's include this file by path. Here are each demo's
-//! handlers and page, and the `server` example's flags, handlers and Ctrl-C shutdown;
-//! each example keeps only what is its runtime's own: start it, bind, serve.
+//! handlers and page, and the `server` example's flags, handlers, `/stats` and Ctrl-C
+//! shutdown; each example keeps only what is its runtime's own: start it, bind, serve.
 //!
 //! Each example uses part of it, so unused items are expected.
 #![allow(dead_code)]
 
 use std::error::Error;
 use std::future::Future;
-use std::io;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::pin::pin;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -156,6 +157,8 @@ pub struct ServerOptions {
     pub shards: Option<usize>,
     /// `--threads`; `None`: one per core.
     pub threads: Option<usize>,
+    /// `--stats-addr`: where to answer `GET /stats` (see [`serve_stats`]); `None`: nowhere.
+    pub stats_addr: Option<String>,
     /// Every other flag, by its name in `Config::SETTINGS`.
     pub config: Config,
 }
@@ -191,6 +194,10 @@ fn usage(threads: &str) -> String {
         line(format!("--{} {}", s.name, s.value), s.help);
     }
     line("--shards N".into(), "hub shards (one per core)");
+    line(
+        "--stats-addr HOST:PORT".into(),
+        "answer GET /stats there with the counters as JSON (off)",
+    );
     line("--threads N".into(), threads);
     line("--help".into(), "this text");
     text
@@ -202,6 +209,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<ServerOptions>
         addr: "127.0.0.1:5004".to_owned(),
         shards: None,
         threads: None,
+        stats_addr: None,
         config: Config::default(),
     };
     while let Some(arg) = args.next() {
@@ -229,6 +237,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<ServerOptions>
             "addr" => options.addr = value.clone(),
             "threads" => options.threads = Some(number()?),
             "shards" => options.shards = Some(number()?),
+            "stats-addr" => options.stats_addr = Some(value.clone()),
             _ => options.config.set(&name, &value).map_err(|e| match e {
                 ConfigError::UnknownSetting(_) => format!("unknown flag --{name}"),
                 other => other.to_string(),
@@ -244,8 +253,9 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<ServerOptions>
 ///
 /// - `/echo`: each message, text or binary, goes back to its sender only;
 /// - `/ws`: each message goes to every session (a chat room, as in `chat`);
-/// - any plain GET: the chat page, talking to `/ws` (`Config::http_page`).
-pub fn server<R: Runtime>(rt: R, options: &ServerOptions) -> Result<Melody<R>, ConfigError> {
+/// - any plain GET: the chat page, talking to `/ws` (`Config::http_page`);
+/// - with `--stats-addr`, `GET /stats` there: the counters ([`serve_stats`]).
+pub fn server<R: Runtime>(rt: R, options: &ServerOptions) -> Result<Melody<R>, Box<dyn Error>> {
     let shards = options.shards.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
@@ -270,7 +280,78 @@ pub fn server<R: Runtime>(rt: R, options: &ServerOptions) -> Result<Melody<R>, C
             let _ = m.broadcast_binary(data);
         }
     });
+    if let Some(addr) = &options.stats_addr {
+        let at = serve_stats(&melody, addr)?;
+        println!("server: stats on http://{at}/stats");
+    }
     Ok(melody)
+}
+
+// ---- stats --------------------------------------------------------------------------
+
+/// Answers `GET /stats` on `addr` with `melody`'s counters as one JSON object, for load
+/// generators that check the server's own counts (sessions, tasks, timers, drops)
+/// against what they saw. It runs on a plain thread with blocking sockets, so it is the
+/// same beside every runtime and costs nothing between requests. Returns the address.
+pub fn serve_stats<R: Runtime>(melody: &Melody<R>, addr: &str) -> io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr)?;
+    let at = listener.local_addr()?;
+    let melody = melody.clone();
+    std::thread::Builder::new()
+        .name("stats".into())
+        .spawn(move || {
+            // A client that fails or misbehaves spoils only its own answer.
+            for stream in listener.incoming().flatten() {
+                let _ = answer_stats(&melody, stream);
+            }
+        })?;
+    Ok(at)
+}
+
+/// One request, one answer, then close. The request is read up to its blank line
+/// (bounded): closing with unread bytes would reset the connection under the answer.
+fn answer_stats<R: Runtime>(melody: &Melody<R>, mut stream: TcpStream) -> io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(1)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(1)))?;
+    let mut request = [0u8; 1024];
+    let mut len = 0;
+    while len < request.len() && !request[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut request[len..])? {
+            0 => break,
+            n => len += n,
+        }
+    }
+    let (status, body) = if request[..len].starts_with(b"GET /stats ") {
+        ("200 OK", stats_json(melody))
+    } else {
+        (
+            "404 Not Found",
+            r#"{"error":"only GET /stats is served here"}"#.to_owned(),
+        )
+    };
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// The counters: `HubStats` summed over shards, plus what is alive right now.
+fn stats_json<R: Runtime>(melody: &Melody<R>) -> String {
+    let stats = melody.stats();
+    format!(
+        "{{\"sessions\":{},\"connection_tasks\":{},\"timer_entries\":{},\"opened\":{},\
+         \"connected\":{},\"rejected\":{},\"finished\":{},\"dropped\":{}}}",
+        melody.len(),
+        melody.connection_tasks(),
+        melody.timer_entries(),
+        stats.opened,
+        stats.connected,
+        stats.rejected,
+        stats.finished,
+        stats.dropped
+    )
 }
 
 /// Runs `serve` until `interrupt` resolves (Ctrl-C), then shuts `melody` down
