@@ -35,7 +35,7 @@ for target in "${targets[@]}"; do
     if [ -f "$target.dict" ]; then
         args+=(-dict="$target.dict")
     fi
-    mkdir -p "target/corpus/$target"
+    mkdir -p "target/corpus/$target" "corpus/$target"
     echo "==> fuzzing $target for ${seconds}s"
     cargo +nightly fuzz run "$target" "target/corpus/$target" "corpus/$target" -- "${args[@]}"
 done
