@@ -276,7 +276,7 @@ impl World {
     /// With a silent peer that reads everything, every session must end within its
     /// deadlines: none may hang, and none may be left alive with no deadline pending.
     /// Then every id `open` returned has had exactly one `Disconnect`, and a hub with
-    /// every id released holds nothing.
+    /// every id released holds nothing, timer entries included once deadlines pass.
     pub fn wind_down(&mut self) {
         let give_up = self.now + longest_life(&self.config);
         loop {
@@ -314,6 +314,14 @@ impl World {
         assert!(self.hub.is_empty());
         assert_eq!(self.hub.connection_count(), 0);
         assert_eq!(self.hub.topic_count(), 0);
+        // Timer entries are deleted lazily: those of released sessions wait for their
+        // deadline, and once every deadline has passed none may be left.
+        self.advance(longest_life(&self.config));
+        assert_eq!(
+            self.hub.timer_entries(),
+            0,
+            "timer entries outlive every session"
+        );
         self.check();
     }
 }
