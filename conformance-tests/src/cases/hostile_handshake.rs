@@ -117,9 +117,11 @@ pub fn header_flood_refused_431_and_cut<B: Backend>() {
         Duration::from_secs(2),
     );
     let head = raw.read_head();
-    assert!(
-        head.status == 431 || head.status == 400,
-        "a flood of headers must get 431 (or 400), got {head:?}"
+    // 431 whatever the read boundaries: the verdict rests on the first
+    // `max_handshake_size` bytes only (a fuzzer once found 400 or 431 by timing).
+    assert_eq!(
+        head.status, 431,
+        "a flood of headers must get 431, got {head:?}"
     );
     let ended = raw.wait_closed(Duration::from_secs(3));
     let stop = flooder.join().unwrap();
