@@ -19,7 +19,11 @@ sets=${SETS:-"broadcast echo idle"}
 loadgen=target/release/loadgen
 ulimit -n 20000 2>/dev/null || true
 
-taskset -c 0 "$@" --addr 127.0.0.1:$port >/dev/null 2>&1 &
+# STATS_PORT: the server also answers GET /stats there (melody's `server` examples), and
+# the runs that can use it (burst) set the server's drop count beside their losses.
+stats=()
+[ -n "${STATS_PORT:-}" ] && stats=(--stats-addr 127.0.0.1:$STATS_PORT)
+taskset -c 0 "$@" --addr 127.0.0.1:$port "${stats[@]}" >/dev/null 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 50); do
@@ -33,7 +37,8 @@ for set in $sets; do
         broadcast-100) run broadcast --url ws://127.0.0.1:$port/ws --subscribers 100 --window 64 --messages 20000 ;;
         broadcast|broadcast-1k) run broadcast --url ws://127.0.0.1:$port/ws --subscribers 1000 --window 64 --messages 2000 ;;
         broadcast-10k) run broadcast --url ws://127.0.0.1:$port/ws --subscribers 10000 --window 64 --messages 200 ;;
-        burst)     run broadcast --url ws://127.0.0.1:$port/ws --subscribers 100 --window 4000 --messages 4000 ;;
+        burst)     run broadcast --url ws://127.0.0.1:$port/ws --subscribers 100 --window 4000 --messages 4000 \
+                       ${STATS_PORT:+--stats 127.0.0.1:$STATS_PORT} ;;
         echo)      run echo --url ws://127.0.0.1:$port/echo --connections 50 --messages 100000 ;;
         rate)      run rate --url ws://127.0.0.1:$port/ws --subscribers 1000 --rate 10 --messages 50 ;;
         idle)      run idle --url ws://127.0.0.1:$port/ws --connections 10000 --hold 5 ;;

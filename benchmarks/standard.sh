@@ -35,7 +35,9 @@ for server in $servers; do
     [ "$server" != baseline ] && flags=(--threads 1 --shards 1)
     for set in $sets; do
         port=$((port + 1)) # a fresh port per run: no TIME_WAIT from the last one
-        PORT=$port SETS=$set benchmarks/run.sh "$server" -- "$bin/$server" "${flags[@]}" |
+        stats_port=
+        [ "$server" != baseline ] && stats_port=$((port + 1000))
+        PORT=$port STATS_PORT=$stats_port SETS=$set benchmarks/run.sh "$server" -- "$bin/$server" "${flags[@]}" |
             tee -a "$results"
     done
 done

@@ -10,6 +10,7 @@ use tokio::io::AsyncWriteExt;
 use crate::args::Args;
 use crate::client::{client_frame, open_many, parse_url, read_loop, Dial};
 use crate::measure::Cpu;
+use crate::server_stats;
 
 /// Runs the mode; the JSON of its result.
 pub async fn run(args: &Args) -> Result<String, String> {
@@ -19,6 +20,9 @@ pub async fn run(args: &Args) -> Result<String, String> {
     let window = args.num("window", 64);
     let messages = args.num("messages", 2000);
     let size = args.num("size", 64) as usize;
+    // With `--stats` (the server's `--stats-addr`), the drops the server reported are
+    // set beside the losses seen here: a burst may drop, but never silently.
+    let stats_addr = args.required("stats").ok();
     let conns = open_many(&url, subscribers, Dial::nth).await?;
     let received = Rc::new(Cell::new(0u64));
     let publisher_seen = Rc::new(Cell::new(0u64));
@@ -43,6 +47,10 @@ pub async fn run(args: &Args) -> Result<String, String> {
     }
     let frame = client_frame(0x1, &vec![b'x'; size]);
     let publisher = writers[0].clone();
+    let dropped_before = match &stats_addr {
+        Some(addr) => Some(server_stats::fetch(addr).await?.dropped),
+        None => None,
+    };
     let cpu = Cpu::start(&pid);
     let mut sent = 0u64;
     let expected = messages * subscribers as u64;
@@ -68,10 +76,17 @@ pub async fn run(args: &Args) -> Result<String, String> {
     }
     let (wall, server_cpu, own_cpu) = cpu.read();
     let got = received.get();
+    let server_dropped = match (&stats_addr, dropped_before) {
+        (Some(addr), Some(before)) => {
+            let after = server_stats::fetch(addr).await?.dropped;
+            format!(",\"server_dropped\":{}", after.saturating_sub(before))
+        }
+        _ => String::new(),
+    };
     Ok(format!(
         "{{\"mode\":\"broadcast\",\"subscribers\":{subscribers},\"window\":{window},\"messages\":{messages},\"size\":{size},\
          \"deliveries\":{got},\"lost\":{},\"seconds\":{wall:.3},\"deliveries_per_sec\":{:.0},\
-         \"server_cpu_s\":{server_cpu:.3},\"server_cpu_per_delivery_us\":{:.4},\"loadgen_cpu_s\":{own_cpu:.3}}}",
+         \"server_cpu_s\":{server_cpu:.3},\"server_cpu_per_delivery_us\":{:.4},\"loadgen_cpu_s\":{own_cpu:.3}{server_dropped}}}",
         expected - got,
         got as f64 / wall,
         server_cpu * 1e6 / got.max(1) as f64
