@@ -4,6 +4,6 @@
 
 pub use crate::driver::{Error, SessionKey, SessionRef, ShutdownReport};
 pub use crate::{
-    Bytes, CloseCode, Config, ConfigError, ConnectionInfo, Delivery, DropPolicy, Keys,
+    Bytes, CloseCode, Config, ConfigError, ConnectionInfo, Delivery, DropPolicy, HubStats, Keys,
     OriginPolicy, Prepared, SessionError, SessionStats,
 };
