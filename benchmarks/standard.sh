@@ -6,6 +6,8 @@
 #   benchmarks/standard.sh                 # all sets, about 10 minutes
 #   SETS="broadcast-1k echo" benchmarks/standard.sh
 #   SERVERS="melody-tokio baseline" benchmarks/standard.sh
+#   ROUNDS=3 benchmarks/standard.sh        # medians of three rounds
+#   KEEP_RESULTS=1 SETS=echo benchmarks/standard.sh   # add to the last results
 #
 # Not a test: figures move with the machine's load. Read the ratios, measured here in
 # one sitting, not the absolute numbers.
@@ -28,9 +30,13 @@ for server in $servers; do
     fi
 done
 
-: >"$results"
+# ROUNDS repeats every set; the servers take turns within a round, and the report
+# keeps the median, so that one noisy run does not decide a ratio.
+rounds=${ROUNDS:-1}
+[ -n "${KEEP_RESULTS:-}" ] || : >"$results"
 port=6600
-for server in $servers; do
+for round in $(seq "$rounds"); do
+  for server in $servers; do
     flags=()
     [ "$server" != baseline ] && flags=(--threads 1 --shards 1)
     for set in $sets; do
@@ -40,6 +46,7 @@ for server in $servers; do
         PORT=$port STATS_PORT=$stats_port SETS=$set benchmarks/run.sh "$server" -- "$bin/$server" "${flags[@]}" |
             tee -a "$results"
     done
+  done
 done
 
 note="Measured $(date -u +%Y-%m-%d) with \`benchmarks/standard.sh\`, load average $(cut -d' ' -f1 /proc/loadavg) at the end; each server on core 0, the load generator on core 1, one server process per run."

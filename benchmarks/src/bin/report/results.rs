@@ -57,9 +57,32 @@ pub fn servers(runs: &[Run]) -> Vec<&str> {
     names
 }
 
-/// A figure of one server in one set.
+/// A figure of one server in one set: the median over the rounds that measured it
+/// (`ROUNDS` in `standard.sh`), since one run on a shared machine can be an outlier.
 pub fn figure(runs: &[Run], server: &str, set: &str, key: &str) -> Option<f64> {
-    runs.iter()
-        .find(|r| r.server == server && r.set == set)
-        .and_then(|r| r.num(key))
+    let mut values: Vec<f64> = runs
+        .iter()
+        .filter(|r| r.server == server && r.set == set)
+        .filter_map(|r| r.num(key))
+        .collect();
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(values[n / 2]),
+        _ => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+    }
+}
+
+/// How many rounds measured a set at most, for the table's note.
+pub fn rounds(runs: &[Run]) -> usize {
+    let mut most = 0;
+    for run in runs {
+        let n = runs
+            .iter()
+            .filter(|r| r.server == run.server && r.set == run.set)
+            .count();
+        most = most.max(n);
+    }
+    most
 }

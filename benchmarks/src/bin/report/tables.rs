@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::results::{figure, servers, Run};
+use crate::results::{figure, rounds, servers, Run};
 
 /// Whether a smaller or a larger number is the better one.
 #[derive(Clone, Copy, PartialEq)]
@@ -176,6 +176,14 @@ pub fn render(runs: &[Run], note: &str, svg_path: &str) -> String {
     let mut md = String::new();
     if !note.is_empty() {
         let _ = writeln!(md, "{note}\n");
+    }
+    if rounds(runs) > 1 {
+        let _ = writeln!(
+            md,
+            "Each figure is the median of the rounds that measured it (up to {}), the \
+             servers taking turns within each round.\n",
+            rounds(runs)
+        );
     }
     let _ = write!(md, "| figure |");
     for name in &names {
