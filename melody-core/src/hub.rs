@@ -22,9 +22,13 @@ use crate::session::{
     ConnectionInfo, Ctx, Outcome, Phase, Session, SessionId, SessionState, SessionStats, Transmit,
 };
 use crate::target::{Delivery, Target};
-use crate::timers::{Due, TimerWheel};
+use crate::timers::{Due, TimerWheel, TIMER_KINDS};
 use crate::topics::Topics;
 use crate::SessionView;
+
+/// Stale timer entries tolerated beyond twice the live sessions' before a sweep, so
+/// that a small hub does not sweep on every release.
+const SWEEP_FLOOR: usize = 1024;
 
 /// Counters of a whole hub.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -369,7 +373,27 @@ impl<U> Hub<U> {
         let now = self.last_now;
         let _ = self.with(id, now, |s, ctx| ((), s.finish(ctx, None)));
         // A ready-queue entry left behind is skipped by `poll_ready` (serial mismatch).
-        Some(self.sessions.remove(id.index as usize).user)
+        let user = self.sessions.remove(id.index as usize).user;
+        self.sweep_timers_if_mostly_stale();
+        Some(user)
+    }
+
+    /// A released session's timer entries stay in the wheel until they come due, so
+    /// under churn they would pile up with the churn rate × the periods (254k entries
+    /// for no session at all in a churn run). Once they outnumber the live sessions'
+    /// possible entries twice over, one sweep drops them: amortized O(1) per release,
+    /// and the wheel stays bounded by the sessions, not by the churn rate.
+    fn sweep_timers_if_mostly_stale(&mut self) {
+        let live_bound = self.sessions.len() * TIMER_KINDS;
+        if self.wheel.len() <= 2 * live_bound + SWEEP_FLOOR {
+            return;
+        }
+        let sessions = &self.sessions;
+        self.wheel.sweep(|index, serial, kind, tick| {
+            sessions
+                .get(index as usize)
+                .is_some_and(|s| s.serial == serial && s.timers.is_scheduled(kind, tick))
+        });
     }
 
     // ---- sending ----------------------------------------------------------------------

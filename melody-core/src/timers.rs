@@ -63,6 +63,12 @@ impl SessionTimers {
     pub(crate) fn disarm_all(&mut self) {
         self.deadline = [NEVER; TIMER_KINDS];
     }
+
+    /// Whether the wheel entry of `kind` at `tick` is the one standing for this
+    /// session (any other is stale, as `settle` would find).
+    pub(crate) fn is_scheduled(&self, kind: TimerKind, tick: Tick) -> bool {
+        self.scheduled[kind as usize] == tick
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -276,6 +282,25 @@ impl TimerWheel {
             }
         }
         None
+    }
+
+    /// Drops every entry `live(index, serial, kind, tick)` rejects, in one pass over
+    /// the slots. Stale entries are otherwise dropped only when they come due.
+    pub(crate) fn sweep(&mut self, mut live: impl FnMut(u32, u32, TimerKind, Tick) -> bool) {
+        for (slot, entries) in self.slots.iter_mut().enumerate() {
+            if entries.is_empty() {
+                continue;
+            }
+            let before = entries.len();
+            entries.retain(|e| live(e.index, e.serial, e.kind, e.tick));
+            self.len -= before - entries.len();
+            if entries.is_empty() {
+                self.occupied[slot / 64] &= !(1 << (slot % 64));
+                if entries.capacity() > SLOT_KEEP {
+                    *entries = Vec::new();
+                }
+            }
+        }
     }
 
     /// Entries in the wheel, stale ones included.
