@@ -10,26 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-
-# Debian's chromium and node; never a browser download by a tool.
-missing=()
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
-command -v node >/dev/null 2>&1 || missing+=(nodejs)
-command -v npm >/dev/null 2>&1 || missing+=(npm)
-if [ ${#missing[@]} -gt 0 ]; then
-    as_root apt-get update
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
-fi
-
-# playwright-core (the driver only: it ships no browser and downloads none).
-if [ ! -d node_modules/playwright-core ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
-fi
-
-target_dir=$(cargo metadata --format-version 1 --no-deps |
-    node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).target_directory))')
-export CHROMIUM="${CHROMIUM:-$(command -v chromium)}"
+. ./setup.sh
+browser_test_setup
 screenshot="${SCREENSHOT:-}"
 
 # Every adapter's example is named `chat`: build and test one at a time, so that
