@@ -658,9 +658,11 @@ impl<U> Hub<U> {
 
     /// Entries in the timer wheel, stale ones included: for leak checks. Deletion is
     /// lazy, so a released session's entries (at most one per timer kind) stay until
-    /// their deadline comes and [`Hub::handle_timeout`] drops them. With no connection
-    /// left, the count returns to 0 once the longest period (`ping_period`,
-    /// `pong_wait`, `handshake_timeout`, `write_wait`, `close_timeout`) has passed.
+    /// their deadline comes and [`Hub::handle_timeout`] drops them, or until a release
+    /// finds stale entries outnumbering twice the live sessions' (plus 1,024) and
+    /// sweeps them all. With no connection left, the count returns to 0 once the
+    /// longest period (`ping_period`, `pong_wait`, `handshake_timeout`, `write_wait`,
+    /// `close_timeout`) has passed.
     ///
     /// ```
     /// use std::time::Instant;

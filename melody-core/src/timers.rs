@@ -220,15 +220,7 @@ impl TimerWheel {
                 }
             });
             self.len -= before - entries.len();
-            if entries.is_empty() {
-                self.occupied[slot / 64] &= !(1 << (slot % 64));
-                // A burst (connection churn, a mass reconnect) grows slots far past
-                // their usual size, and stale entries of released sessions add to it:
-                // give a drained slot's memory back rather than keep every peak.
-                if entries.capacity() > SLOT_KEEP {
-                    *entries = Vec::new();
-                }
-            }
+            self.release_if_drained(slot);
         }
         self.cursor = now_tick + 1;
     }
@@ -287,18 +279,27 @@ impl TimerWheel {
     /// Drops every entry `live(index, serial, kind, tick)` rejects, in one pass over
     /// the slots. Stale entries are otherwise dropped only when they come due.
     pub(crate) fn sweep(&mut self, mut live: impl FnMut(u32, u32, TimerKind, Tick) -> bool) {
-        for (slot, entries) in self.slots.iter_mut().enumerate() {
+        for slot in 0..SLOTS {
+            let entries = &mut self.slots[slot];
             if entries.is_empty() {
                 continue;
             }
             let before = entries.len();
             entries.retain(|e| live(e.index, e.serial, e.kind, e.tick));
             self.len -= before - entries.len();
-            if entries.is_empty() {
-                self.occupied[slot / 64] &= !(1 << (slot % 64));
-                if entries.capacity() > SLOT_KEEP {
-                    *entries = Vec::new();
-                }
+            self.release_if_drained(slot);
+        }
+    }
+
+    /// Marks an emptied slot free. A burst (connection churn, a mass reconnect) grows
+    /// slots far past their usual size, and stale entries of released sessions add to
+    /// it: a drained slot gives its memory back rather than keep every peak.
+    fn release_if_drained(&mut self, slot: usize) {
+        let entries = &mut self.slots[slot];
+        if entries.is_empty() {
+            self.occupied[slot / 64] &= !(1 << (slot % 64));
+            if entries.capacity() > SLOT_KEEP {
+                *entries = Vec::new();
             }
         }
     }
