@@ -7,8 +7,8 @@ use std::io;
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use melody_core::driver::{Melody, Runtime};
 use melody_core::{Config, Keys, Request};
+use melody_driver::{Melody, Runtime};
 
 /// Computes a session's first keys from its upgrade request (olahol/melody's
 /// `HandleRequestWithKeys`).
@@ -27,7 +27,7 @@ pub enum Upgrade {
     ///
     /// An adapter without an HTTP integration implements it with
     /// [`upgrade_with_keys`](crate::upgrade_with_keys), a runtime-agnostic upgrade over
-    /// any [`Transport`](melody_core::driver::Transport) that ends in
+    /// any [`Transport`](melody_driver::Transport) that ends in
     /// [`Melody::upgraded_connection`].
     WithKeys(KeysFn),
 }

@@ -4,8 +4,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use melody_core::driver::{Error, Melody, Session};
 use melody_core::{Config, Keys};
+use melody_driver::{Error, Melody, Session};
 
 use crate::backend::{Backend, Upgrade};
 
@@ -146,7 +146,7 @@ impl Recorder {
         self.calls.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn record<R: melody_core::driver::Runtime>(&self, s: &Session<R>, call: Call) {
+    pub(crate) fn record<R: melody_driver::Runtime>(&self, s: &Session<R>, call: Call) {
         self.lock().push((s.remote_addr(), call));
         self.changed.notify_all();
     }
@@ -205,7 +205,7 @@ impl Recorder {
 
     /// Installs recording `on_connect`, `on_disconnect`, `on_pong`, `on_error` and
     /// `on_close` handlers.
-    pub(crate) fn lifecycle<R: melody_core::driver::Runtime>(self: &Arc<Self>, m: &Melody<R>) {
+    pub(crate) fn lifecycle<R: melody_driver::Runtime>(self: &Arc<Self>, m: &Melody<R>) {
         let r = self.clone();
         m.on_connect(move |s| r.record(s, Call::Connect));
         let r = self.clone();
@@ -220,7 +220,7 @@ impl Recorder {
 }
 
 /// Installs echo handlers: text back as text, binary back as binary.
-pub(crate) fn echo<R: melody_core::driver::Runtime>(m: &Melody<R>) {
+pub(crate) fn echo<R: melody_driver::Runtime>(m: &Melody<R>) {
     m.on_message(|s, text| {
         let _ = s.write(text);
     });

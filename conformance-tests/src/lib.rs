@@ -2,7 +2,7 @@
 //!
 //! An adapter (tokio, smol, async-std, or yours) implements [`Backend`] — start a
 //! melody instance on its runtime, accepting on a given listener; hand out the
-//! [`Melody`](melody_core::driver::Melody); run a future; stop — and
+//! [`Melody`](melody_driver::Melody); run a future; stop — and
 //! [`conformance_suite!`] expands to one `#[test]` per case for it. The cases are
 //! written once, here, in [`cases`].
 //!

@@ -5,8 +5,8 @@ use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::task::{Context, Poll};
 
-use melody_core::driver::{Melody, Runtime, Transport};
 use melody_core::{ConnectionInfo, HandshakeRejection, Request};
+use melody_driver::{Melody, Runtime, Transport};
 use tungstenite::error::ProtocolError;
 use tungstenite::handshake::machine::TryParse;
 use tungstenite::http::StatusCode;
@@ -29,7 +29,7 @@ const CHUNK: usize = 1024;
 ///
 /// ```
 /// # use conformance_tests::{upgrade_with_keys, KeysFn};
-/// # use melody_core::driver::{Melody, Runtime, Transport};
+/// # use melody_driver::{Melody, Runtime, Transport};
 /// # use melody_core::ConnectionInfo;
 /// fn on_accept<R: Runtime, T: Transport>(
 ///     melody: &Melody<R>,
@@ -133,7 +133,7 @@ fn too_large() -> HandshakeRejection {
 /// Answers a refused upgrade with its status and one-line reason, then closes.
 async fn refuse<T: Transport>(
     transport: &mut T,
-    deadline: &mut melody_core::driver::BoxFuture,
+    deadline: &mut melody_driver::BoxFuture,
     rejection: HandshakeRejection,
 ) {
     let body = format!("{}\n", rejection.reason);
@@ -166,7 +166,7 @@ async fn refuse<T: Transport>(
 /// Writes all of `bytes`, or fails at the deadline.
 async fn write_all<T: Transport>(
     transport: &mut T,
-    deadline: &mut melody_core::driver::BoxFuture,
+    deadline: &mut melody_driver::BoxFuture,
     mut bytes: &[u8],
 ) -> io::Result<()> {
     while !bytes.is_empty() {

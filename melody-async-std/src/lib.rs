@@ -33,18 +33,18 @@ use std::io;
 
 use async_std::io::{Read, Write};
 use async_std::net::{TcpListener, TcpStream};
-use melody_core::driver::accept_loop;
+use melody_driver::accept_loop;
 
 mod runtime;
 
-pub use melody_core::driver::api::*;
-pub use melody_core::driver::FuturesIoTransport;
+pub use melody_driver::api::*;
+pub use melody_driver::FuturesIoTransport;
 pub use runtime::AsyncStdRuntime;
 
 /// A melody instance on async-std.
-pub type Melody = melody_core::driver::Melody<AsyncStdRuntime>;
+pub type Melody = melody_driver::Melody<AsyncStdRuntime>;
 /// A session handle on async-std.
-pub type Session = melody_core::driver::Session<AsyncStdRuntime>;
+pub type Session = melody_driver::Session<AsyncStdRuntime>;
 
 /// Accepts connections on `listener` and serves each as a WebSocket session until
 /// [`Melody::close`] or [`Melody::shutdown`] is called. Every connection must start

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use melody_core::driver::{BoxFuture, Runtime};
+use melody_driver::{BoxFuture, Runtime};
 
 /// The driver's [`Runtime`] on async-std: tasks go to async-std's global executor
 /// (`async_std::task::spawn`, `ASYNC_STD_THREAD_COUNT` threads, one per core unless

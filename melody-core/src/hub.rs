@@ -218,8 +218,10 @@ impl<U> Hub<U> {
         checked
     }
 
-    /// Counts a handshake refused outside the hub (by a driver that is shutting down).
-    pub(crate) fn count_rejection(&mut self) {
+    /// Counts a handshake refused outside the hub in [`HubStats::rejected`]: a driver
+    /// that refuses an upgrade itself (it is shutting down, say) calls this so the
+    /// counters still add up.
+    pub fn count_rejection(&mut self) {
         self.stats.rejected += 1;
     }
 

@@ -17,9 +17,6 @@ mod timers;
 mod topics;
 mod view;
 
-#[cfg(feature = "driver")]
-pub mod driver;
-
 pub use config::{Config, ConfigError, DropPolicy, OriginPolicy, Setting};
 pub use error::{HandshakeRejection, SessionError, UnknownSession};
 pub use event::Event;
@@ -32,5 +29,7 @@ pub use session_view::SessionView;
 pub use target::{Delivery, Target};
 
 pub use bytes::Bytes;
+/// The `http` crate's types (`Request`, `StatusCode`, headers) that the handshake uses.
+pub use tungstenite::http;
 pub use tungstenite::protocol::frame::coding::CloseCode;
 pub use tungstenite::Utf8Bytes;

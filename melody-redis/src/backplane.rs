@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use melody_core::driver::{Backplane, BackplaneLink, BoxFuture, Runtime};
+use melody_driver::{Backplane, BackplaneLink, BoxFuture, Runtime};
 
 use crate::channels::Channels;
 use crate::config::RedisBackplaneConfig;

@@ -4,7 +4,7 @@
 //! a publish to topic `T` on `P:topic:T`. Channel names are bytes in Redis; topics are
 //! UTF-8, so a channel under `P:topic:` that is not UTF-8 is refused.
 
-use melody_core::driver::Audience;
+use melody_driver::Audience;
 
 /// Where a message read from a channel goes.
 #[derive(Debug, PartialEq, Eq)]

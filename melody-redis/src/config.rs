@@ -49,7 +49,7 @@ impl RedisBackplaneConfig {
             url: url.into(),
             channel_prefix: "melody".to_owned(),
             mode: PubSubMode::Auto,
-            queue_capacity: melody_core::driver::DEFAULT_BACKPLANE_QUEUE,
+            queue_capacity: melody_driver::DEFAULT_BACKPLANE_QUEUE,
             max_batch: 256,
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(2),

@@ -5,7 +5,7 @@ use std::future::poll_fn;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
 
-use melody_core::driver::{BackplaneLink, Outgoing, Runtime};
+use melody_driver::{BackplaneLink, Outgoing, Runtime};
 use redis::RedisError;
 
 use crate::backoff::Backoff;

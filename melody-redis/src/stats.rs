@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use melody_core::driver::ForwardCounters;
+use melody_driver::ForwardCounters;
 
 /// A snapshot of a backplane's counters. All count messages but the last two.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

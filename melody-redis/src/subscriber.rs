@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
 
-use melody_core::driver::{BackplaneLink, Runtime};
 use melody_core::Prepared;
+use melody_driver::{BackplaneLink, Runtime};
 use redis::aio::MultiplexedConnection;
 use redis::{PushInfo, PushKind, RedisResult, Value};
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use melody_core::driver::{BackplaneLink, Outgoing, Runtime};
+use melody_driver::{BackplaneLink, Outgoing, Runtime};
 
 use crate::stats::{add, Counters};
 

@@ -31,10 +31,10 @@ mod serve;
 pub use runtime::SmolRuntime;
 pub use serve::{accept, serve};
 
-pub use melody_core::driver::api::*;
-pub use melody_core::driver::FuturesIoTransport;
+pub use melody_driver::api::*;
+pub use melody_driver::FuturesIoTransport;
 
 /// A melody instance on smol.
-pub type Melody = melody_core::driver::Melody<SmolRuntime>;
+pub type Melody = melody_driver::Melody<SmolRuntime>;
 /// A session handle on smol.
-pub type Session = melody_core::driver::Session<SmolRuntime>;
+pub type Session = melody_driver::Session<SmolRuntime>;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use melody_core::driver::{BoxFuture, Runtime};
+use melody_driver::{BoxFuture, Runtime};
 use smol::{Executor, Timer};
 
 /// The driver's [`Runtime`] on smol.

@@ -2,8 +2,8 @@
 
 use std::io;
 
-use melody_core::driver::{accept_loop, FuturesIoTransport};
 use melody_core::ConnectionInfo;
+use melody_driver::{accept_loop, FuturesIoTransport};
 use smol::io::{AsyncRead, AsyncWrite};
 use smol::net::TcpListener;
 

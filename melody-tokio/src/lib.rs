@@ -33,9 +33,9 @@ pub use runtime::TokioRuntime;
 pub use serve::{accept, serve};
 pub use transport::TokioTransport;
 
-pub use melody_core::driver::api::*;
+pub use melody_driver::api::*;
 
 /// A melody instance on tokio.
-pub type Melody = melody_core::driver::Melody<TokioRuntime>;
+pub type Melody = melody_driver::Melody<TokioRuntime>;
 /// A session handle on tokio.
-pub type Session = melody_core::driver::Session<TokioRuntime>;
+pub type Session = melody_driver::Session<TokioRuntime>;

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use melody_core::driver::{BoxFuture, Runtime};
+use melody_driver::{BoxFuture, Runtime};
 
 /// The driver's [`Runtime`] on tokio. It spawns on the runtime it is called from.
 #[derive(Debug, Clone, Copy, Default)]

@@ -2,8 +2,8 @@
 
 use std::io;
 
-use melody_core::driver::accept_loop;
 use melody_core::ConnectionInfo;
+use melody_driver::accept_loop;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 

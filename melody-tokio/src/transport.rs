@@ -4,7 +4,7 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use melody_core::driver::Transport;
+use melody_driver::Transport;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Wraps a tokio stream (`TcpStream`, a TLS stream, an upgraded HTTP connection) as a

@@ -3,8 +3,8 @@
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use melody_core::driver::{Melody, Runtime, Session};
 use melody_core::Delivery;
+use melody_driver::{Melody, Runtime, Session};
 
 use crate::backend::Backend;
 use crate::client::Client;
@@ -116,7 +116,7 @@ pub fn broadcast_filter_on_keys<B: Backend>() {
         assert_eq!(c.recv_text(), "ready", "on_connect must have run");
     }
     let m = server.melody();
-    let in_a = |r: &melody_core::driver::SessionRef<'_>| {
+    let in_a = |r: &melody_driver::SessionRef<'_>| {
         r.get::<String>("room").map(String::as_str) == Some("a")
     };
     clean(m.broadcast_filter("room a", in_a), 2);

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use melody_core::driver::Error;
 use melody_core::SessionError;
+use melody_driver::Error;
 use tungstenite::Message;
 
 use crate::backend::Backend;

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use melody_core::driver::Error;
 use melody_core::SessionError;
+use melody_driver::Error;
 
 use crate::backend::Backend;
 use crate::client::{frame, Client, Raw};

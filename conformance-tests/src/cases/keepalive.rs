@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use melody_core::driver::Error;
 use melody_core::{Config, SessionError};
+use melody_driver::Error;
 use tungstenite::Message;
 
 use crate::backend::Backend;

@@ -4,8 +4,8 @@
 use std::io::Write;
 use std::time::Duration;
 
-use melody_core::driver::Error;
 use melody_core::SessionError;
+use melody_driver::Error;
 
 use crate::backend::Backend;
 use crate::client::{frame, Client, Raw};

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use melody_core::driver::{Error, Melody, Runtime, Session};
 use melody_core::SessionError;
+use melody_driver::{Error, Melody, Runtime, Session};
 use tungstenite::Message;
 
 use crate::backend::Backend;

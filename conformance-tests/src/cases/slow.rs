@@ -4,8 +4,8 @@
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use melody_core::driver::{Error, Runtime, Session};
 use melody_core::{Delivery, DropPolicy, SessionError};
+use melody_driver::{Error, Runtime, Session};
 use tungstenite::Message;
 
 use crate::backend::Backend;

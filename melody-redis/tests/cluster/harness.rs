@@ -5,7 +5,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use melody_core::driver::Runtime;
+use melody_driver::Runtime;
 use melody_redis::{RedisBackplane, RedisBackplaneConfig, RedisHandle};
 use melody_tokio::{Config, Melody};
 use tungstenite::{Message, WebSocket};
@@ -128,7 +128,7 @@ impl Drop for Node {
 }
 
 /// The handlers [`Node`] describes, on any runtime.
-pub fn wire_handlers<R: Runtime>(melody: &melody_core::driver::Melody<R>) {
+pub fn wire_handlers<R: Runtime>(melody: &melody_driver::Melody<R>) {
     melody.on_connect(|session| {
         let path = session.request().uri().path().to_owned();
         if let Some(topic) = path

@@ -5,7 +5,7 @@
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 
-use melody_core::driver::{Audience, Backplane, BackplaneLink, BoxFuture, Outgoing};
+use melody_driver::{Audience, Backplane, BackplaneLink, BoxFuture, Outgoing};
 use melody_tokio::{Config, Melody, Prepared, TokioRuntime};
 use tungstenite::Message;
 

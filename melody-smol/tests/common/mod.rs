@@ -6,7 +6,7 @@
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use melody_core::driver::{Melody, Runtime};
+use melody_driver::{Melody, Runtime};
 use tungstenite::{Message, WebSocket};
 
 /// Every blocking read and write gives up after this long.

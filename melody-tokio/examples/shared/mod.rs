@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use melody_core::driver::{Melody, Runtime};
 use melody_core::{Bytes, Config, ConfigError};
+use melody_driver::{Melody, Runtime};
 
 /// The chat page; its socket is `/ws`.
 pub const CHAT_PAGE: &str = include_str!("../assets/chat.html");

@@ -6,9 +6,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::driver::runtime::BoxFuture;
-use crate::driver::shared::Shared;
-use crate::driver::Runtime;
+use crate::runtime::BoxFuture;
+use crate::shared::Shared;
+use crate::Runtime;
 
 /// Resolves once `close` or `shutdown` has been called on the instance.
 pub struct Closed<R: Runtime> {

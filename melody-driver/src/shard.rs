@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Instant;
 
-use crate::driver::session::Info;
-use crate::{Hub, Keys};
+use crate::session::Info;
+use melody_core::{Hub, Keys};
 
 /// What the driver keeps per session inside the hub.
 #[derive(Default)]

@@ -13,7 +13,7 @@ pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 ///
 /// ```
 /// # use std::time::Instant;
-/// # use melody_core::driver::{BoxFuture, Runtime};
+/// # use melody_driver::{BoxFuture, Runtime};
 /// /// A runtime seam whose clock stands still: a shape for test executors.
 /// #[derive(Clone)]
 /// struct Frozen(Instant);

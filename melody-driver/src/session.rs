@@ -6,14 +6,14 @@ use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
-use crate::driver::shared::Shared;
-use crate::driver::Runtime;
-use crate::{
+use crate::shared::Shared;
+use crate::Runtime;
+use melody_core::{
     CloseCode, Delivery, Keys, Prepared, Request, RequestHead, SessionId, SessionState,
     SessionStats,
 };
 
-/// A session's identity across the shards of a [`Melody`](crate::driver::Melody).
+/// A session's identity across the shards of a [`Melody`](crate::Melody).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionKey {
     pub(crate) shard: u32,
@@ -81,7 +81,7 @@ impl<R: Runtime> fmt::Debug for Session<R> {
 impl<R: Runtime> Session<R> {
     fn with<T>(
         &self,
-        op: impl FnOnce(&mut crate::Hub<crate::driver::shard::Slot>, SessionId) -> T,
+        op: impl FnOnce(&mut melody_core::Hub<crate::shard::Slot>, SessionId) -> T,
     ) -> T {
         let shared = &self.shared;
         let id = self.info.key.id;

@@ -6,16 +6,16 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::driver::backplane::{self, Audience, Backplane};
-use crate::driver::connection::{register, Connection};
-use crate::driver::error::Error;
-use crate::driver::filter::SessionRef;
-use crate::driver::session::Session;
-use crate::driver::shard::Slot;
-use crate::driver::shared::Shared;
-use crate::driver::wait::{Closed, IdleOrDeadline};
-use crate::driver::{Runtime, Transport};
-use crate::{
+use crate::backplane::{self, Audience, Backplane};
+use crate::connection::{register, Connection};
+use crate::error::Error;
+use crate::filter::SessionRef;
+use crate::session::Session;
+use crate::shard::Slot;
+use crate::shared::Shared;
+use crate::wait::{Closed, IdleOrDeadline};
+use crate::{Runtime, Transport};
+use melody_core::{
     Accept, CloseCode, Config, ConfigError, ConnectionInfo, Delivery, HandshakeRejection, Keys,
     Prepared, Request, SessionId, Target,
 };
@@ -169,7 +169,12 @@ impl<R: Runtime> Melody<R> {
     /// Closes a session opened after (or while) `close`/`shutdown` ran, which
     /// `close_all` may have missed: checked under the shard lock after opening, so
     /// either `close_all` saw the session or this sees the flag.
-    fn refuse_if_closed(&self, hub: &mut crate::Hub<Slot>, id: SessionId, now: std::time::Instant) {
+    fn refuse_if_closed(
+        &self,
+        hub: &mut melody_core::Hub<Slot>,
+        id: SessionId,
+        now: std::time::Instant,
+    ) {
         if self.shared.is_closed() {
             hub.close(id, now, CloseCode::Away, "server closing");
         }
@@ -191,9 +196,9 @@ impl<R: Runtime> Melody<R> {
     pub fn check_upgrade(&self, request: &Request) -> Result<Accept, HandshakeRejection> {
         let shard = &self.shared.shards[0];
         if self.is_closed() {
-            shard.with(&self.shared.clock, crate::Hub::count_rejection);
+            shard.with(&self.shared.clock, melody_core::Hub::count_rejection);
             return Err(HandshakeRejection {
-                status: tungstenite::http::StatusCode::SERVICE_UNAVAILABLE,
+                status: melody_core::http::StatusCode::SERVICE_UNAVAILABLE,
                 reason: "server closing",
             });
         }
@@ -301,7 +306,7 @@ impl<R: Runtime> Melody<R> {
                     None => Delivery::default(),
                 },
                 To::Filter(keep) => {
-                    let pred = |view: &crate::SessionView<'_, Slot>| {
+                    let pred = |view: &melody_core::SessionView<'_, Slot>| {
                         keep(&SessionRef {
                             view,
                             shard: shard_id,
@@ -447,7 +452,7 @@ impl<R: Runtime> Melody<R> {
     }
 
     /// Timer-wheel entries of every shard, stale ones included (see
-    /// [`Hub::timer_entries`](crate::Hub::timer_entries)): with no connection left, it
+    /// [`Hub::timer_entries`](melody_core::Hub::timer_entries)): with no connection left, it
     /// returns to 0 once the longest configured period has passed.
     pub fn timer_entries(&self) -> usize {
         self.shared
@@ -538,8 +543,8 @@ impl<R: Runtime> Melody<R> {
     }
 
     /// Counters summed over shards.
-    pub fn stats(&self) -> crate::HubStats {
-        let mut total = crate::HubStats::default();
+    pub fn stats(&self) -> melody_core::HubStats {
+        let mut total = melody_core::HubStats::default();
         for shard in self.shared.shards.iter() {
             let s = shard.read(|hub| hub.stats());
             total.opened += s.opened;

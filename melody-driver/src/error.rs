@@ -1,6 +1,6 @@
 //! What `on_error` handlers receive.
 
-use crate::SessionError;
+use melody_core::SessionError;
 
 /// An error reported to `on_error`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

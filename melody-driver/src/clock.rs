@@ -8,9 +8,9 @@ use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use crate::driver::runtime::BoxFuture;
-use crate::driver::shared::Shared;
-use crate::driver::Runtime;
+use crate::runtime::BoxFuture;
+use crate::shared::Shared;
+use crate::Runtime;
 
 pub(crate) fn ensure_started<R: Runtime>(shared: &Arc<Shared<R>>) {
     if !shared.clock_started.swap(true, Ordering::AcqRel) {

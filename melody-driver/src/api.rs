@@ -1,9 +1,9 @@
 //! The names every adapter re-exports at its root, so that an application depends on
-//! its adapter alone: an adapter's `lib.rs` says `pub use melody_core::driver::api::*;`
+//! its adapter alone: an adapter's `lib.rs` says `pub use melody_driver::api::*;`
 //! and adds its runtime, entry points and the `Melody`/`Session` aliases.
 
-pub use crate::driver::{Error, SessionKey, SessionRef, ShutdownReport};
-pub use crate::{
+pub use crate::{Error, SessionKey, SessionRef, ShutdownReport};
+pub use melody_core::{
     Bytes, CloseCode, Config, ConfigError, ConnectionInfo, Delivery, DropPolicy, HubStats, Keys,
     OriginPolicy, Prepared, SessionError, SessionStats,
 };

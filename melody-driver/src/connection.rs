@@ -11,13 +11,13 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
-use crate::driver::error::Error;
-use crate::driver::handlers::Handlers;
-use crate::driver::session::{Info, Session, SessionKey};
-use crate::driver::shard::Slot;
-use crate::driver::shared::Shared;
-use crate::driver::{Runtime, Transport};
-use crate::{Bytes, CloseCode, Event, Hub, SessionId, SessionState, Transmit};
+use crate::error::Error;
+use crate::handlers::Handlers;
+use crate::session::{Info, Session, SessionKey};
+use crate::shard::Slot;
+use crate::shared::Shared;
+use crate::{Runtime, Transport};
+use melody_core::{Bytes, CloseCode, Event, Hub, SessionId, SessionState, Transmit};
 
 /// Bytes read per `poll_read`; the buffer is per thread, not per connection, so idle
 /// connections hold no read buffer of their own.
@@ -40,7 +40,7 @@ thread_local! {
 }
 
 /// Drives one connection until its session is over and its transport closed. Created
-/// by [`Melody::connection`](crate::driver::Melody::connection); spawn it on the runtime.
+/// by [`Melody::connection`](crate::Melody::connection); spawn it on the runtime.
 #[must_use = "a connection does nothing unless polled"]
 pub struct Connection<R: Runtime, T: Transport> {
     shared: Arc<Shared<R>>,
@@ -297,7 +297,7 @@ fn hub_info(hub: &mut Hub<Slot>, id: SessionId, shard: u32) -> Option<Arc<Info>>
     let protocol = view.protocol().map(str::to_owned);
     let request = hub
         .take_request(id)
-        .unwrap_or_else(|| crate::RequestHead::parsed(crate::Request::default()));
+        .unwrap_or_else(|| melody_core::RequestHead::parsed(melody_core::Request::default()));
     let info = Arc::new(Info {
         key: SessionKey { shard, id },
         request,
@@ -340,12 +340,12 @@ fn run<R: Runtime>(h: &Handlers<R>, s: &Session<R>, event: &Event) {
             }
         }
         Event::Sent { kind, payload } => match kind {
-            crate::MessageKind::Text => {
+            melody_core::MessageKind::Text => {
                 if let (Some(f), Ok(text)) = (&h.sent, std::str::from_utf8(payload)) {
                     f(s, text)
                 }
             }
-            crate::MessageKind::Binary => {
+            melody_core::MessageKind::Binary => {
                 if let Some(f) = &h.sent_binary {
                     f(s, payload)
                 }
@@ -366,6 +366,8 @@ fn run<R: Runtime>(h: &Handlers<R>, s: &Session<R>, event: &Event) {
                 f(s)
             }
         }
+        // A kind of event this driver does not know yet has no handler to run.
+        _ => {}
     }
 }
 
@@ -436,5 +438,5 @@ impl<R: Runtime, T: Transport> Unpin for Connection<R, T> {}
 /// Registers a new connection in a shard and counts it.
 pub(crate) fn register<R: Runtime>(shared: &Arc<Shared<R>>) {
     shared.connections.fetch_add(1, Ordering::AcqRel);
-    crate::driver::clock::ensure_started(shared);
+    crate::clock::ensure_started(shared);
 }

@@ -3,11 +3,11 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
-use crate::driver::backplane::Attached;
-use crate::driver::handlers::Handlers;
-use crate::driver::shard::{ClockSignal, Shard, Slot, Waiters};
-use crate::driver::Runtime;
-use crate::{Config, ConfigError, Hub};
+use crate::backplane::Attached;
+use crate::handlers::Handlers;
+use crate::shard::{ClockSignal, Shard, Slot, Waiters};
+use crate::Runtime;
+use melody_core::{Config, ConfigError, Hub};
 
 pub(crate) struct Shared<R: Runtime> {
     pub(crate) rt: R,

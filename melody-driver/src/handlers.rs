@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use crate::driver::session::Session;
-use crate::driver::Error;
-use crate::driver::Runtime;
+use crate::session::Session;
+use crate::Error;
+use crate::Runtime;
 
 type Handler<R> = Option<Arc<dyn Fn(&Session<R>) + Send + Sync>>;
 type TextHandler<R> = Option<Arc<dyn Fn(&Session<R>, &str) + Send + Sync>>;

@@ -3,10 +3,10 @@
 use std::any::Any;
 use std::net::SocketAddr;
 
-use crate::driver::session::{Session, SessionKey};
-use crate::driver::shard::Slot;
-use crate::driver::Runtime;
-use crate::{Keys, Request, SessionView};
+use crate::session::{Session, SessionKey};
+use crate::shard::Slot;
+use crate::Runtime;
+use melody_core::{Keys, Request, SessionView};
 
 /// A read-only look at a session during a filtered broadcast. It reads the session
 /// under its shard's lock, so it offers plain borrows instead of `Session`'s methods

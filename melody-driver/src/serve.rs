@@ -7,8 +7,8 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
 
-use crate::driver::{Melody, Runtime, Transport};
-use crate::ConnectionInfo;
+use crate::{Melody, Runtime, Transport};
+use melody_core::ConnectionInfo;
 
 /// How long accepting pauses when the process is out of file descriptors or memory,
 /// instead of spinning on the error.

@@ -1,4 +1,5 @@
-//! The async driver, written once for every runtime (feature `driver`).
+//! The async driver of melody, written once for every runtime, on top of the sans-IO
+//! [`melody_core`].
 //!
 //! An adapter implements two seams — [`Runtime`] (spawn, sleep until, now) and
 //! [`Transport`] (poll read, poll vectored write, poll close) — and gets the whole
@@ -11,6 +12,9 @@
 //! connection writes everything queued with one vectored write. Handlers run on the
 //! session's connection task, outside every lock, in order; they may broadcast or
 //! write, re-entrantly.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod api;
 mod backplane;

@@ -23,11 +23,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 
-use crate::driver::melody::Melody;
-use crate::driver::runtime::BoxFuture;
-use crate::driver::shared::Shared;
-use crate::driver::Runtime;
-use crate::{Delivery, Prepared};
+use crate::melody::Melody;
+use crate::runtime::BoxFuture;
+use crate::shared::Shared;
+use crate::Runtime;
+use melody_core::{Delivery, Prepared};
 
 /// How many messages may wait for a backplane unless it asks for another bound
 /// ([`Backplane::queue_capacity`]).
@@ -55,7 +55,7 @@ pub struct Outgoing {
 /// A bridge between melody instances (a broker client, typically).
 ///
 /// ```
-/// use melody_core::driver::{Backplane, BackplaneLink, BoxFuture, Runtime};
+/// use melody_driver::{Backplane, BackplaneLink, BoxFuture, Runtime};
 ///
 /// /// A backplane that forwards nothing anywhere: the shape of an implementation.
 /// struct Nowhere;
