@@ -127,6 +127,7 @@ pub(crate) enum Call {
     Sent(String),
     SentBinary(Vec<u8>),
     Error(Error),
+    Dropped(u64),
     Disconnect,
 }
 
@@ -203,8 +204,8 @@ impl Recorder {
         );
     }
 
-    /// Installs recording `on_connect`, `on_disconnect`, `on_pong`, `on_error` and
-    /// `on_close` handlers.
+    /// Installs recording `on_connect`, `on_disconnect`, `on_pong`, `on_error`,
+    /// `on_dropped` and `on_close` handlers.
     pub(crate) fn lifecycle<R: melody_driver::Runtime>(self: &Arc<Self>, m: &Melody<R>) {
         let r = self.clone();
         m.on_connect(move |s| r.record(s, Call::Connect));
@@ -214,6 +215,8 @@ impl Recorder {
         m.on_pong(move |s| r.record(s, Call::Pong));
         let r = self.clone();
         m.on_error(move |s, e| r.record(s, Call::Error(e.clone())));
+        let r = self.clone();
+        m.on_dropped(move |s, count| r.record(s, Call::Dropped(count)));
         let r = self.clone();
         m.on_close(move |s, code, reason| r.record(s, Call::Close(code, reason.to_owned())));
     }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use melody_core::{
-    Bytes, Config, ConnectionInfo, Event, Hub, Prepared, SessionId, Target, Transmit,
+    Batch, Config, ConnectionInfo, Event, Hub, Prepared, SessionId, Target, Transmit,
 };
 
 const REQUEST: &[u8] = b"GET /ws HTTP/1.1\r\nHost: bench\r\nConnection: Upgrade\r\n\
@@ -37,14 +37,14 @@ fn open_hub(n: usize, config: Config) -> (Hub<()>, Vec<SessionId>, Instant) {
             id
         })
         .collect();
-    drain(&mut hub, now, &mut Vec::new(), false);
+    drain(&mut hub, now, &mut Batch::new(), false);
     assert_eq!(hub.len(), n, "every handshake succeeded");
     (hub, ids, now)
 }
 
 /// Plays an infinitely fast peer for every session with work: takes its events, writes
 /// all it has to send and, with `pong`, answers each ping. Returns the pings answered.
-fn drain(hub: &mut Hub<()>, now: Instant, out: &mut Vec<Bytes>, pong: bool) -> usize {
+fn drain(hub: &mut Hub<()>, now: Instant, out: &mut Batch, pong: bool) -> usize {
     let mut pings = 0;
     while let Some(id) = hub.poll_ready() {
         while let Some(event) = hub.poll_event(id) {
@@ -53,11 +53,12 @@ fn drain(hub: &mut Hub<()>, now: Instant, out: &mut Vec<Bytes>, pong: bool) -> u
                 "a session ended: {id}"
             );
         }
-        out.clear();
         if let Transmit::Write(_) = hub.poll_transmit(id, now, out) {
-            let written = out.iter().map(Bytes::len).sum();
-            hub.on_transmitted(id, now, written).expect("live session");
-            if pong && out.iter().any(|b| b[..] == *PING) {
+            let ping = out.iter().any(|b| *b == *PING);
+            let written = out.unwritten_bytes();
+            hub.handle_transmitted(id, now, written, out)
+                .expect("live session");
+            if pong && ping {
                 hub.handle_input(id, now, PONG).expect("live session");
                 pings += 1;
             }
@@ -78,7 +79,7 @@ fn broadcast(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
     let msg = message();
-    let mut out = Vec::new();
+    let mut out = Batch::new();
 
     for n in [1_000, 10_000] {
         group.throughput(Throughput::Elements(n as u64));
@@ -138,7 +139,7 @@ fn keepalive(c: &mut Criterion) {
     group.throughput(Throughput::Elements(N as u64));
     let ping_period = Config::default().ping_period;
     let mut setup = None;
-    let mut out = Vec::new();
+    let mut out = Batch::new();
 
     // One whole ping period of virtual time, `handle_timeout` called at each deadline
     // `poll_timeout` names, as an event loop would. In steady state a session costs

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use melody_core::{
-    Bytes, Config, ConnectionInfo, Event, Hub, Prepared, SessionId, Target, Transmit,
+    Batch, Bytes, Config, ConnectionInfo, Event, Hub, Prepared, SessionId, Target, Transmit,
 };
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token};
@@ -44,9 +44,9 @@ text.onkeydown = (e) => {
 struct Conn {
     socket: TcpStream,
     id: SessionId,
-    /// Buffers from `poll_transmit` not yet written, in order (the first possibly
-    /// sliced past what a partial write took). The hub already counts them in flight.
-    held: Vec<Bytes>,
+    /// Buffers from `poll_transmit` not yet written, in order; `handle_transmitted`
+    /// takes the written bytes off it.
+    batch: Batch,
     /// Registered for WRITABLE because the socket blocked.
     write_interest: bool,
     /// The `Disconnect` event was taken: the session is over.
@@ -172,7 +172,7 @@ fn accept(
         let conn = Conn {
             socket,
             id,
-            held: Vec::new(),
+            batch: Batch::new(),
             write_interest: false,
             disconnected: false,
         };
@@ -205,18 +205,16 @@ fn read(hub: &mut Hub<()>, conn: &mut Conn, now: Instant, buf: &mut [u8]) -> boo
 /// only a blocked socket is registered for WRITABLE.
 fn flush(hub: &mut Hub<()>, conn: &mut Conn, registry: &Registry, now: Instant) {
     let blocked = loop {
-        if conn.held.is_empty() {
-            match hub.poll_transmit(conn.id, now, &mut conn.held) {
-                Transmit::Write(_) => {}
-                // Finished: the main loop closes the socket once it takes `Disconnect`.
-                Transmit::Idle | Transmit::Finished => break false,
-            }
+        match hub.poll_transmit(conn.id, now, &mut conn.batch) {
+            Transmit::Write(_) => {}
+            // Finished: the main loop closes the socket once it takes `Disconnect`.
+            Transmit::Idle | Transmit::Finished => break false,
         }
-        let slices: Vec<IoSlice<'_>> = conn.held.iter().map(|b| IoSlice::new(b)).collect();
-        match conn.socket.write_vectored(&slices) {
+        let mut slices = [IoSlice::new(&[]); 64];
+        let count = conn.batch.io_slices(&mut slices);
+        match conn.socket.write_vectored(&slices[..count]) {
             Ok(n) if n > 0 => {
-                consume(&mut conn.held, n);
-                let _ = hub.on_transmitted(conn.id, now, n);
+                let _ = hub.handle_transmitted(conn.id, now, n, &mut conn.batch);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break true,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -225,8 +223,8 @@ fn flush(hub: &mut Hub<()>, conn: &mut Conn, registry: &Registry, now: Instant) 
                     .err()
                     .unwrap_or_else(|| io::ErrorKind::WriteZero.into());
                 // The session ends; its `Disconnect` comes back through the ready queue.
+                // The next `poll_transmit` answers `Finished` and empties the batch.
                 let _ = hub.handle_io_error(conn.id, now, &e);
-                conn.held.clear();
                 break false;
             }
         }
@@ -241,19 +239,6 @@ fn flush(hub: &mut Hub<()>, conn: &mut Conn, registry: &Registry, now: Instant) 
         if let Err(e) = registry.reregister(&mut conn.socket, token(conn.id), interest) {
             let _ = hub.handle_io_error(conn.id, now, &e);
         }
-    }
-}
-
-/// Drops the first `n` written bytes from `held`.
-fn consume(held: &mut Vec<Bytes>, mut n: usize) {
-    let mut whole = 0;
-    while whole < held.len() && n >= held[whole].len() {
-        n -= held[whole].len();
-        whole += 1;
-    }
-    held.drain(..whole);
-    if let Some(first) = held.first_mut() {
-        *first = first.slice(n..);
     }
 }
 

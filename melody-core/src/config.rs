@@ -95,7 +95,9 @@ pub struct Config {
     /// Most sessions open at once; further handshakes get 503 (unlimited).
     pub max_sessions: Option<usize>,
     /// Emit [`Event::Sent`](crate::Event::Sent) when a data message has been fully
-    /// written (off, as it costs an event per message).
+    /// written (off, as it costs an event per message). For embedders of the core: the
+    /// melody driver (every adapter) sets it itself, on exactly while an `on_sent` or
+    /// `on_sent_binary` handler is registered, and ignores the configured value.
     pub sent_events: bool,
     /// A page answered (200, `text/html`) to plain `GET`s that ask for no upgrade, so
     /// one port can serve a demo page and the socket without an HTTP framework (none:
@@ -265,7 +267,6 @@ impl Config {
         setting("max-sessions", "N", "refuse upgrades past N open sessions with 503, or none (none)"),
         setting("origin", "ORIGINS", "same | any | a comma-separated list of allowed origins (same)"),
         setting("subprotocol", "NAME", "a subprotocol to offer; each use adds one (none)"),
-        setting("sent-events", "BOOL", "true | false: call on_sent for each written message (false)"),
     ];
 
     /// Sets one field from text, by its name in [`Config::SETTINGS`]: what a server
@@ -349,9 +350,6 @@ impl Config {
             }
             "subprotocol" if is_token(value) => self.subprotocols.push(value.to_owned()),
             "subprotocol" => return Err(invalid("an HTTP token")),
-            "sent-events" => {
-                self.sent_events = value.parse().map_err(|_| invalid("true or false"))?;
-            }
             _ => return Err(ConfigError::UnknownSetting(name.to_owned())),
         }
         Ok(())

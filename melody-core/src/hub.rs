@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
+use crate::batch::Batch;
 use slab::Slab;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::WebSocketConfig;
@@ -19,7 +19,8 @@ use crate::keys::Keys;
 use crate::outbox::{Admit, Bounds};
 use crate::prepared::Prepared;
 use crate::session::{
-    ConnectionInfo, Ctx, Outcome, Phase, Session, SessionId, SessionState, SessionStats, Transmit,
+    ConnectionInfo, Ctx, Outcome, Phase, SessionId, SessionMachine, SessionState, SessionStats,
+    Transmit,
 };
 use crate::target::{Delivery, Target};
 use crate::timers::{Due, TimerWheel, TIMER_KINDS};
@@ -53,7 +54,7 @@ pub struct HubStats {
 pub struct Hub<U = Keys> {
     config: Config,
     ws_config: WebSocketConfig,
-    sessions: Slab<Session<U>>,
+    sessions: Slab<SessionMachine<U>>,
     topics: Topics,
     wheel: TimerWheel,
     ready: VecDeque<SessionId>,
@@ -110,7 +111,7 @@ impl<U> Hub<U> {
     }
 
     /// Splits the borrow: one session, and the context its operations need.
-    fn split(&mut self, id: SessionId, now: Instant) -> Option<(&mut Session<U>, Ctx<'_>)> {
+    fn split(&mut self, id: SessionId, now: Instant) -> Option<(&mut SessionMachine<U>, Ctx<'_>)> {
         let Hub {
             sessions,
             config,
@@ -127,7 +128,7 @@ impl<U> Hub<U> {
         Some((session, ctx))
     }
 
-    fn get(&self, id: SessionId) -> Option<&Session<U>> {
+    fn get(&self, id: SessionId) -> Option<&SessionMachine<U>> {
         self.sessions
             .get(id.index as usize)
             .filter(|s| s.serial == id.serial)
@@ -138,7 +139,7 @@ impl<U> Hub<U> {
         &mut self,
         id: SessionId,
         now: Instant,
-        op: impl FnOnce(&mut Session<U>, &mut Ctx<'_>) -> (R, Outcome),
+        op: impl FnOnce(&mut SessionMachine<U>, &mut Ctx<'_>) -> (R, Outcome),
     ) -> Result<R, UnknownSession> {
         let now = self.clock(now);
         let (session, mut ctx) = self.split(id, now).ok_or(UnknownSession)?;
@@ -187,7 +188,9 @@ impl<U> Hub<U> {
         let now = self.clock(now);
         let serial = self.next_serial;
         self.next_serial = self.next_serial.wrapping_add(1);
-        let index = self.sessions.insert(Session::new(serial, info, user)) as u32;
+        let index = self
+            .sessions
+            .insert(SessionMachine::new(serial, info, user)) as u32;
         let id = SessionId { index, serial };
         self.stats.opened += 1;
         if let Some((session, mut ctx)) = self.split(id, now) {
@@ -320,29 +323,40 @@ impl<U> Hub<U> {
         self.with(id, now, |s, ctx| ((), s.handle_io_error(ctx, err)))
     }
 
-    /// Appends the buffers to write to `out` (cheap reference-counted clones). Write them
-    /// in order and report progress with [`Hub::on_transmitted`]. An unknown id answers
-    /// [`Transmit::Finished`].
-    pub fn poll_transmit(&mut self, id: SessionId, now: Instant, out: &mut Vec<Bytes>) -> Transmit {
+    /// Output: the bytes to write for a session. When `batch` is empty, moves what the
+    /// session's outbox holds into it (cheap reference-counted frames, control frames
+    /// first); when it still holds unwritten bytes, adds nothing and says so. Write the
+    /// batch in order and report progress with [`Hub::handle_transmitted`]. A finished
+    /// session, or an unknown id, empties the batch and answers [`Transmit::Finished`].
+    pub fn poll_transmit(&mut self, id: SessionId, now: Instant, batch: &mut Batch) -> Transmit {
         // Telling the driver a session is over is its service: it is not listed as ready
         // again for that (a driver releasing it later must not spin on `poll_ready`).
         if self.get(id).is_none_or(|s| s.is_finished()) {
+            batch.clear();
             return Transmit::Finished;
         }
         self.with(id, now, |s, ctx| {
-            (s.poll_transmit(ctx, out), Outcome::default())
+            (s.poll_transmit(ctx, batch), Outcome::default())
         })
-        .unwrap_or(Transmit::Finished)
+        .unwrap_or_else(|_| {
+            batch.clear();
+            Transmit::Finished
+        })
     }
 
-    /// Reports that the transport wrote `n` more bytes of what `poll_transmit` handed out.
-    pub fn on_transmitted(
+    /// Input: the transport wrote `n` more bytes from the front of `batch`, the batch
+    /// [`Hub::poll_transmit`] filled for this session. The written bytes leave the
+    /// batch (a buffer written in part keeps its rest), and each message they complete
+    /// counts as sent; the write deadline starts again. Once the session is over, the
+    /// batch is emptied instead: what it held was counted as undelivered.
+    pub fn handle_transmitted(
         &mut self,
         id: SessionId,
         now: Instant,
         n: usize,
+        batch: &mut Batch,
     ) -> Result<(), UnknownSession> {
-        self.with(id, now, |s, ctx| ((), s.on_transmitted(ctx, n)))
+        self.with(id, now, |s, ctx| ((), s.handle_transmitted(ctx, n, batch)))
     }
 
     /// The next event of a session, in order; `Disconnect` is the last.
@@ -713,7 +727,7 @@ impl<U> Hub<U> {
 
     /// A session's state; `None` once released (or for an id of another hub).
     pub fn state(&self, id: SessionId) -> Option<SessionState> {
-        self.get(id).map(Session::state)
+        self.get(id).map(SessionMachine::state)
     }
 
     /// Whether a session is closing, over or unknown (olahol/melody's `IsClosed`).
@@ -761,7 +775,7 @@ struct Fanout<'a> {
 }
 
 impl Fanout<'_> {
-    fn deliver<U>(&mut self, id: SessionId, session: &mut Session<U>, ctx: &mut Ctx<'_>) {
+    fn deliver<U>(&mut self, id: SessionId, session: &mut SessionMachine<U>, ctx: &mut Ctx<'_>) {
         if session.serial != id.serial {
             self.delivery.closed += 1;
             return;

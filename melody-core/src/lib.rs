@@ -2,12 +2,14 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod batch;
 mod config;
 mod error;
 mod event;
 mod handshake;
 mod hub;
 mod keys;
+mod memory_stream;
 mod outbox;
 mod prepared;
 mod session;
@@ -15,8 +17,8 @@ mod session_view;
 mod target;
 mod timers;
 mod topics;
-mod view;
 
+pub use batch::Batch;
 pub use config::{Config, ConfigError, DropPolicy, OriginPolicy, Setting};
 pub use error::{HandshakeRejection, SessionError, UnknownSession};
 pub use event::Event;

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
+use crate::batch::Batch;
 use crate::config::DropPolicy;
 use crate::prepared::Prepared;
 
@@ -36,18 +37,24 @@ pub(crate) struct Bounds {
     pub(crate) policy: DropPolicy,
 }
 
+/// What a buffer handed to the transport is; its unwritten bytes are in the driver's
+/// [`Batch`], in the same order.
 #[derive(Debug)]
 enum Flight {
     Control,
-    Data(Prepared),
+    Data {
+        wire_len: usize,
+        /// Kept only while `Sent` events are on: the event needs the payload.
+        msg: Option<Prepared>,
+    },
     Close,
 }
 
 /// Something the transport finished writing.
 #[derive(Debug)]
 pub(crate) enum Completed {
-    /// A data message, fully written.
-    Data(Prepared),
+    /// A data message, fully written (the message itself if it was kept).
+    Data(Option<Prepared>),
     /// The close frame, fully written.
     Close,
 }
@@ -60,10 +67,8 @@ pub(crate) struct Outbox {
     data: VecDeque<Prepared>,
     close: Option<Bytes>,
     sealed: bool,
-    /// Handed to the transport, in order, with their lengths.
-    in_flight: VecDeque<(usize, Flight)>,
-    /// Bytes of the first in-flight buffer already written.
-    front_written: usize,
+    /// Handed to the transport, in order; the batch holds their unwritten bytes.
+    in_flight: VecDeque<Flight>,
     data_in_flight: usize,
     /// Wire bytes of data messages queued or in flight.
     data_bytes: usize,
@@ -107,6 +112,11 @@ impl Outbox {
     /// Whether anything is queued or in flight.
     pub(crate) fn is_empty(&self) -> bool {
         self.in_flight.is_empty() && !self.has_unsent()
+    }
+
+    /// Whether the driver holds bytes of this outbox that it has not reported written.
+    pub(crate) fn has_in_flight(&self) -> bool {
+        !self.in_flight.is_empty()
     }
 
     /// Whether anything waits to be handed to the transport.
@@ -187,8 +197,10 @@ impl Outbox {
         true
     }
 
-    /// Moves what waits into `out`, control first, then the pong, data, the close frame.
-    pub(crate) fn transmit(&mut self, out: &mut Vec<Bytes>) -> usize {
+    /// Moves what waits into `batch`, control first, then the pongs, data, the close
+    /// frame. `keep_messages` keeps each data message until it is written (for `Sent`
+    /// events); otherwise its frame moves to the batch without another reference.
+    pub(crate) fn transmit(&mut self, batch: &mut Batch, keep_messages: bool) -> usize {
         let mut moved = 0;
         while moved < MAX_TRANSMIT_ITEMS {
             let (bytes, flight) = if let Some(c) = self.control.pop_front() {
@@ -197,42 +209,62 @@ impl Outbox {
                 (p, Flight::Control)
             } else if let Some(d) = self.data.pop_front() {
                 self.data_in_flight += 1;
-                (d.frame().clone(), Flight::Data(d))
+                let wire_len = d.wire_len();
+                if keep_messages {
+                    (
+                        d.frame().clone(),
+                        Flight::Data {
+                            wire_len,
+                            msg: Some(d),
+                        },
+                    )
+                } else {
+                    (
+                        d.into_frame(),
+                        Flight::Data {
+                            wire_len,
+                            msg: None,
+                        },
+                    )
+                }
             } else if let Some(c) = self.close.take() {
                 (c, Flight::Close)
             } else {
                 break;
             };
-            self.in_flight.push_back((bytes.len(), flight));
-            out.push(bytes);
+            self.in_flight.push_back(flight);
+            batch.push(bytes);
             moved += 1;
         }
         moved
     }
 
-    /// Accounts `n` bytes written by the transport, reporting each finished item.
-    pub(crate) fn transmitted(&mut self, mut n: usize, mut done: impl FnMut(Completed)) {
+    /// Accounts `n` bytes the transport took from the front of `batch`, reporting each
+    /// item it finished. Bytes beyond what was handed out are ignored.
+    pub(crate) fn transmitted(
+        &mut self,
+        batch: &mut Batch,
+        mut n: usize,
+        mut done: impl FnMut(Completed),
+    ) {
         while n > 0 {
-            let Some((len, _)) = self.in_flight.front() else {
+            let Some(left) = batch.front_len() else {
                 break;
             };
-            let left = len - self.front_written;
             if n < left {
-                self.front_written += n;
+                batch.advance_front(n);
                 return;
             }
             n -= left;
-            self.front_written = 0;
-            if let Some((len, flight)) = self.in_flight.pop_front() {
-                match flight {
-                    Flight::Control => {}
-                    Flight::Data(msg) => {
-                        self.data_in_flight -= 1;
-                        self.data_bytes -= len;
-                        done(Completed::Data(msg));
-                    }
-                    Flight::Close => done(Completed::Close),
+            batch.pop_front();
+            match self.in_flight.pop_front() {
+                Some(Flight::Control) | None => {}
+                Some(Flight::Data { wire_len, msg }) => {
+                    self.data_in_flight = self.data_in_flight.saturating_sub(1);
+                    self.data_bytes = self.data_bytes.saturating_sub(wire_len);
+                    done(Completed::Data(msg));
                 }
+                Some(Flight::Close) => done(Completed::Close),
             }
         }
     }
@@ -276,7 +308,7 @@ mod tests {
         }
     }
 
-    fn frames(out: &[Bytes]) -> Vec<Vec<u8>> {
+    fn frames(out: &Batch) -> Vec<Vec<u8>> {
         out.iter().map(|b| b.to_vec()).collect()
     }
 
@@ -288,8 +320,8 @@ mod tests {
             o.push_data(&Prepared::text("a"), b),
             Admit::Queued { evicted: 0 }
         );
-        let mut out = Vec::new();
-        o.transmit(&mut out);
+        let mut out = Batch::new();
+        o.transmit(&mut out, false);
         assert_eq!(
             o.push_data(&Prepared::text("b"), b),
             Admit::Queued { evicted: 0 }
@@ -306,20 +338,20 @@ mod tests {
         let mut o = Outbox::default();
         let b = bounds(2, DropPolicy::DropOldest);
         let _ = o.push_data(&Prepared::text("a"), b);
-        let mut out = Vec::new();
-        o.transmit(&mut out);
+        let mut out = Batch::new();
+        o.transmit(&mut out, false);
         let _ = o.push_data(&Prepared::text("b"), b);
         assert_eq!(
             o.push_data(&Prepared::text("c"), b),
             Admit::Queued { evicted: 1 }
         );
         out.clear();
-        o.transmit(&mut out);
+        o.transmit(&mut out, false);
         assert_eq!(frames(&out), vec![Prepared::text("c").frame().to_vec()]);
         let mut o = Outbox::default();
         let b1 = bounds(1, DropPolicy::DropOldest);
         let _ = o.push_data(&Prepared::text("a"), b1);
-        o.transmit(&mut out);
+        o.transmit(&mut out, false);
         assert_eq!(o.push_data(&Prepared::text("b"), b1), Admit::Dropped);
     }
 
@@ -375,20 +407,26 @@ mod tests {
             o.push_pong(Bytes::from(format!("PONG{i:02}")));
         }
         assert_eq!(o.push_data(&Prepared::text("late"), b), Admit::Closed);
-        let mut out = Vec::new();
-        assert_eq!(o.transmit(&mut out), 1 + MAX_PENDING_PONGS + 2);
-        assert_eq!(&out[0][..], b"PING");
+        let mut out = Batch::new();
+        assert_eq!(o.transmit(&mut out, false), 1 + MAX_PENDING_PONGS + 2);
+        let written = frames(&out);
+        assert_eq!(&written[0][..], b"PING");
         assert_eq!(
-            &out[1][..],
+            &written[1][..],
             b"PONG04",
             "the 4 oldest of 20 pongs were dropped"
         );
-        assert_eq!(&out[MAX_PENDING_PONGS][..], b"PONG19");
-        assert_eq!(&out[MAX_PENDING_PONGS + 2][..], b"CLOSE");
+        assert_eq!(&written[MAX_PENDING_PONGS][..], b"PONG19");
+        assert_eq!(&written[MAX_PENDING_PONGS + 2][..], b"CLOSE");
         let mut done = Vec::new();
-        o.transmitted(4 + 6 * MAX_PENDING_PONGS + 3, |c| done.push(c));
+        o.transmitted(&mut out, 4 + 6 * MAX_PENDING_PONGS + 3, |c| done.push(c));
         assert!(done.is_empty(), "data frame only partly written");
-        o.transmitted(3 + 5, |c| done.push(c));
+        assert_eq!(
+            frames(&out),
+            vec![b"ata".to_vec(), b"CLOSE".to_vec()],
+            "the batch keeps the unwritten rest of the data frame"
+        );
+        o.transmitted(&mut out, 3 + 5, |c| done.push(c));
         assert!(matches!(done[..], [Completed::Data(_), Completed::Close]));
         assert!(o.is_empty());
     }

@@ -84,6 +84,11 @@ impl Prepared {
     pub fn frame(&self) -> &Bytes {
         &self.frame
     }
+
+    /// The encoded frame, without another reference-count increment.
+    pub fn into_frame(self) -> Bytes {
+        self.frame
+    }
 }
 
 impl std::fmt::Debug for Prepared {

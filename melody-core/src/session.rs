@@ -14,14 +14,15 @@ use tungstenite::protocol::frame::{CloseFrame, Utf8Bytes};
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 use tungstenite::{Error as WsError, Message};
 
+use crate::batch::Batch;
 use crate::error::{HandshakeRejection, SessionError};
 use crate::event::Event;
 use crate::handshake::{self, Accept, Parsed, RequestHead};
+use crate::memory_stream::{self, MemoryStream};
 use crate::outbox::{Admit, Bounds, Completed, Outbox};
 use crate::prepared::{close_frame, truncate_reason, Prepared};
 use crate::timers::{SessionTimers, Tick, TimerKind, TimerWheel, NEVER};
 use crate::topics::Membership;
-use crate::view::{self, View};
 
 /// Identifies a session within its [`Hub`](crate::Hub). Ids carry a serial number, so
 /// the id of a released session never names the session that reuses its slot.
@@ -128,7 +129,9 @@ pub(crate) struct Meta {
     pub(crate) protocol: Option<String>,
 }
 
-pub(crate) struct Session<U> {
+/// One session's state machine (the hub owns many; applications see it through
+/// [`SessionView`](crate::SessionView) and [`Hub`](crate::Hub) methods).
+pub(crate) struct SessionMachine<U> {
     pub(crate) serial: u32,
     pub(crate) phase: Phase,
     pub(crate) outbox: Outbox,
@@ -182,7 +185,7 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn arm<U>(&mut self, session: &mut Session<U>, kind: TimerKind, at: Instant) {
+    fn arm<U>(&mut self, session: &mut SessionMachine<U>, kind: TimerKind, at: Instant) {
         self.wheel
             .arm(&mut session.timers, self.index, session.serial, kind, at);
     }
@@ -199,26 +202,26 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// What `poll_transmit` asks of the driver.
+/// What [`Hub::poll_transmit`](crate::Hub::poll_transmit) asks of the driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
 pub enum Transmit {
-    /// Nothing to write now.
+    /// Nothing to write: the batch is empty, and so is the session's outbox.
     Idle,
-    /// This many buffers were appended to `out`: write them in order, then report the
-    /// bytes written with `on_transmitted`.
+    /// The batch holds bytes to write, this many buffers of them new (0 when it still
+    /// held unwritten bytes, which come first). Write them in order and report what the
+    /// transport took with [`Hub::handle_transmitted`](crate::Hub::handle_transmitted).
     Write(usize),
-    /// The session is over: close the transport and, once its `Disconnect` event is
-    /// taken, release the id. Do not finish writing a batch still held from an earlier
-    /// `Write`: a session that ends with one pending was cut off (shutdown deadline,
-    /// write or pong timeout), and the hub has already counted those messages as
-    /// undelivered.
+    /// The session is over: the batch was emptied (a session that ends with bytes
+    /// still held was cut off by a shutdown deadline or a write or pong timeout, and
+    /// the hub counted those messages as undelivered). Close the transport and, once
+    /// its `Disconnect` event is taken, release the id.
     Finished,
 }
 
-impl<U> Session<U> {
+impl<U> SessionMachine<U> {
     pub(crate) fn new(serial: u32, info: ConnectionInfo, user: U) -> Self {
-        Session {
+        SessionMachine {
             serial,
             phase: Phase::Handshake { buf: Vec::new() },
             outbox: Outbox::default(),
@@ -255,11 +258,14 @@ impl<U> Session<U> {
     }
 
     /// Needs its driver: events to take, bytes to hand out, or a transport to close.
+    /// Bytes queued behind a batch still being written wait for the driver to report
+    /// that write: it takes them then, without being woken for them.
     pub(crate) fn wants_service(&self) -> bool {
-        !self.events.is_empty() || self.outbox.has_unsent() || self.is_finished()
+        !self.events.is_empty()
+            || (self.outbox.has_unsent() && !self.outbox.has_in_flight())
+            || self.is_finished()
     }
 
-    /// Frees the memory of empty queues, so an idle session holds none.
     /// Frees the memory of empty queues, unless data flowed since the last ping tick:
     /// a session in steady use keeps its buffers (no allocation per message), one idle
     /// for a ping period holds none.
@@ -409,11 +415,11 @@ impl<U> Session<U> {
             return Outcome::default();
         }
         ctx.scratch.clear();
-        let mut view = View::new(input, ctx.scratch);
+        let mut stream = MemoryStream::new(input, ctx.scratch);
         let mut failure = None;
         let mut pong = false;
         loop {
-            match ws.read(&mut view) {
+            match ws.read(&mut stream) {
                 Ok(Message::Text(text)) => {
                     self.stats.received += 1;
                     self.events.push_back(Event::Text(text));
@@ -464,12 +470,12 @@ impl<U> Session<U> {
     /// (a ping flood cannot grow the outbox), a close frame goes behind the queued data.
     fn route_written(&mut self, ctx: &mut Ctx<'_>, close_is_ours: bool) {
         let mut rest: &[u8] = ctx.scratch;
-        while let Some((opcode, len)) = view::next_frame(rest) {
+        while let Some((opcode, len)) = memory_stream::next_frame(rest) {
             let frame = Bytes::copy_from_slice(&rest[..len]);
             rest = &rest[len..];
             match opcode {
-                view::OP_PONG => self.outbox.push_pong(frame),
-                view::OP_CLOSE => {
+                memory_stream::OP_PONG => self.outbox.push_pong(frame),
+                memory_stream::OP_CLOSE => {
                     if self.outbox.seal_with_close(frame) {
                         self.await_peer_close = close_is_ours;
                         self.on_sealed();
@@ -549,10 +555,10 @@ impl<U> Session<U> {
                     reason: Utf8Bytes::from(truncate_reason(reason).to_owned()),
                 };
                 ctx.scratch.clear();
-                let mut view = View::new(&[], ctx.scratch);
+                let mut stream = MemoryStream::new(&[], ctx.scratch);
                 // Writing into memory cannot block; an error means tungstenite already
                 // considers the connection closed, and our own frame is used instead.
-                if ws.close(&mut view, Some(frame)).is_err() || ctx.scratch.is_empty() {
+                if ws.close(&mut stream, Some(frame)).is_err() || ctx.scratch.is_empty() {
                     ctx.scratch.clear();
                     ctx.scratch.extend_from_slice(&close_frame(code, reason));
                 }
@@ -564,16 +570,17 @@ impl<U> Session<U> {
         }
     }
 
-    /// Moves pending buffers into `out`.
-    pub(crate) fn poll_transmit(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        out: &mut Vec<bytes::Bytes>,
-    ) -> Transmit {
+    /// Moves pending buffers into `batch` when it is empty; a finished session
+    /// empties it instead (what it held was counted as undelivered).
+    pub(crate) fn poll_transmit(&mut self, ctx: &mut Ctx<'_>, batch: &mut Batch) -> Transmit {
         if self.is_finished() {
+            batch.clear();
             return Transmit::Finished;
         }
-        let n = self.outbox.transmit(out);
+        if !batch.is_empty() {
+            return Transmit::Write(0);
+        }
+        let n = self.outbox.transmit(batch, ctx.config.sent_events);
         self.sync_write_timer(ctx);
         if n == 0 {
             Transmit::Idle
@@ -582,18 +589,28 @@ impl<U> Session<U> {
         }
     }
 
-    /// Accounts bytes the transport wrote.
-    pub(crate) fn on_transmitted(&mut self, ctx: &mut Ctx<'_>, n: usize) -> Outcome {
-        if n == 0 || self.is_finished() {
+    /// Accounts bytes the transport took from the front of `batch`.
+    pub(crate) fn handle_transmitted(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        n: usize,
+        batch: &mut Batch,
+    ) -> Outcome {
+        if self.is_finished() {
+            // Over: what the batch held was counted as undelivered; nothing to account.
+            batch.clear();
+            return Outcome::default();
+        }
+        if n == 0 {
             return Outcome::default();
         }
         let mut close_done = false;
         let sent_events = ctx.config.sent_events;
         let (events, stats) = (&mut self.events, &mut self.stats);
-        self.outbox.transmitted(n, |done| match done {
+        self.outbox.transmitted(batch, n, |done| match done {
             Completed::Data(msg) => {
                 stats.sent += 1;
-                if sent_events {
+                if let (true, Some(msg)) = (sent_events, msg) {
                     events.push_back(Event::Sent {
                         kind: msg.kind(),
                         payload: msg.payload(),

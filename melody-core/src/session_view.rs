@@ -3,17 +3,17 @@
 use std::net::SocketAddr;
 
 use crate::handshake::{Request, RequestHead};
-use crate::session::{Session, SessionId, SessionState, SessionStats};
+use crate::session::{SessionId, SessionMachine, SessionState, SessionStats};
 
 /// A read-only view of a session: what broadcast filters see, and what
 /// [`Hub::session`](crate::Hub::session) returns.
 pub struct SessionView<'a, U> {
     id: SessionId,
-    session: &'a Session<U>,
+    session: &'a SessionMachine<U>,
 }
 
 impl<'a, U> SessionView<'a, U> {
-    pub(crate) fn new(id: SessionId, session: &'a Session<U>) -> Self {
+    pub(crate) fn new(id: SessionId, session: &'a SessionMachine<U>) -> Self {
         SessionView { id, session }
     }
 

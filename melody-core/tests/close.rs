@@ -7,8 +7,8 @@ use std::io;
 use std::time::Duration;
 
 use melody_core::{
-    CloseCode, Config, ConnectionInfo, Delivery, Event, Keys, Prepared, SessionError, SessionId,
-    SessionState, Transmit, UnknownSession,
+    Batch, CloseCode, Config, ConnectionInfo, Delivery, Event, Keys, Prepared, SessionError,
+    SessionId, SessionState, Transmit, UnknownSession,
 };
 use sim::*;
 use tungstenite::protocol::frame::CloseFrame;
@@ -49,7 +49,7 @@ fn assert_inert_after_disconnect(s: &mut Sim, id: SessionId) {
     let _ = s.hub.handle_eof(id, s.now);
     let err = io::Error::new(io::ErrorKind::BrokenPipe, "late");
     let _ = s.hub.handle_io_error(id, s.now, &err);
-    let _ = s.hub.on_transmitted(id, s.now, 100);
+    let _ = s.hub.handle_transmitted(id, s.now, 100, &mut Batch::new());
     assert!(!s.hub.close(id, s.now, CloseCode::Normal, "again"));
     let d = s.hub.send(id, s.now, &Prepared::text("late"));
     assert_eq!(
@@ -70,7 +70,7 @@ fn assert_inert_after_disconnect(s: &mut Sim, id: SessionId) {
         s.pump();
     }
     assert_eq!(s.peers.get(&id).map(|p| p.events.clone()), seen);
-    let mut out = Vec::new();
+    let mut out = Batch::new();
     assert_eq!(s.hub.poll_transmit(id, s.now, &mut out), Transmit::Finished);
     assert!(out.is_empty());
     assert!(s.hub.is_closed(id));
@@ -204,7 +204,7 @@ fn a_tungstenite_client_closing_gets_1000_back() {
             Event::Disconnect { undelivered: 0 },
         ]
     );
-    let mut out = Vec::new();
+    let mut out = Batch::new();
     assert_eq!(s.hub.poll_transmit(id, s.now, &mut out), Transmit::Finished);
     assert_inert_after_disconnect(&mut s, id);
 }
@@ -657,7 +657,7 @@ fn a_finished_session_is_ready_until_its_driver_is_told_finished() {
         s.hub.poll_event(id),
         Some(Event::Disconnect { undelivered: 0 })
     );
-    let mut out = Vec::new();
+    let mut out = Batch::new();
     assert_eq!(s.hub.poll_transmit(id, s.now, &mut out), Transmit::Finished);
     // Told: it is not listed again for that, however often the driver asks before it
     // releases the id (a driver looping on `poll_ready` would otherwise spin).
@@ -693,8 +693,11 @@ fn a_released_id_is_inert_and_its_slot_gets_a_new_id() {
         Err(UnknownSession)
     );
     assert_eq!(s.hub.handle_eof(old, s.now), Err(UnknownSession));
-    assert_eq!(s.hub.on_transmitted(old, s.now, 1), Err(UnknownSession));
-    let mut out = Vec::new();
+    assert_eq!(
+        s.hub.handle_transmitted(old, s.now, 1, &mut Batch::new()),
+        Err(UnknownSession)
+    );
+    let mut out = Batch::new();
     assert_eq!(
         s.hub.poll_transmit(old, s.now, &mut out),
         Transmit::Finished

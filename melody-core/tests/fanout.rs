@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use melody_core::{
-    CloseCode, Config, ConnectionInfo, Delivery, DropPolicy, Event, Hub, Keys, Prepared, SessionId,
-    SessionState, SessionView, Target, Transmit,
+    Batch, CloseCode, Config, ConnectionInfo, Delivery, DropPolicy, Event, Hub, Keys, Prepared,
+    SessionId, SessionState, SessionView, Target, Transmit,
 };
 use sim::*;
 use tungstenite::Message;
@@ -425,9 +425,12 @@ fn stale_ids_are_inert_after_release_and_slot_reuse() {
     assert_eq!(s.hub.poll_event(old), None);
     assert!(s.hub.handle_input(old, s.now, b"x").is_err());
     assert!(s.hub.handle_eof(old, s.now).is_err());
-    assert!(s.hub.on_transmitted(old, s.now, 1).is_err());
+    assert!(s
+        .hub
+        .handle_transmitted(old, s.now, 1, &mut Batch::new())
+        .is_err());
     assert_eq!(
-        s.hub.poll_transmit(old, s.now, &mut Vec::new()),
+        s.hub.poll_transmit(old, s.now, &mut Batch::new()),
         Transmit::Finished
     );
     assert!(s.hub.release(old).is_none());
@@ -450,7 +453,7 @@ fn a_finished_session_not_yet_released_is_listed_ready_once() {
     hub.handle_input(id, now, upgrade_request("").as_bytes())
         .unwrap();
     hub.handle_eof(id, now).unwrap();
-    let mut out = Vec::new();
+    let mut out = Batch::new();
     let mut listed = 0;
     let mut events = Vec::new();
     while let Some(ready) = hub.poll_ready() {

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use melody_core::{Config, ConnectionInfo, Event, Hub, Keys, SessionError, Transmit};
+use melody_core::{Batch, Config, ConnectionInfo, Event, Hub, Keys, SessionError, Transmit};
 
 /// Feeds a handshake in the given pieces; returns the HTTP status of the refusal and the
 /// first line of what was written back.
@@ -20,9 +20,9 @@ fn refusal(config: &Config, pieces: &[&[u8]]) -> (Option<u16>, String) {
             status = Some(rejection.status.as_u16());
         }
     }
-    let mut out = Vec::new();
+    let mut out = Batch::new();
     let written = match hub.poll_transmit(id, now, &mut out) {
-        Transmit::Write(_) => out.concat(),
+        Transmit::Write(_) => out.iter().flatten().copied().collect(),
         _ => Vec::new(),
     };
     let first_line = String::from_utf8_lossy(&written)

@@ -6,8 +6,8 @@ mod sim;
 use std::time::Duration;
 
 use melody_core::{
-    Config, ConnectionInfo, Event, HandshakeRejection, Keys, OriginPolicy, Prepared, SessionError,
-    SessionId, SessionState, Transmit,
+    Batch, Config, ConnectionInfo, Event, HandshakeRejection, Keys, OriginPolicy, Prepared,
+    SessionError, SessionId, SessionState, Transmit,
 };
 use sim::*;
 use tungstenite::http::StatusCode;
@@ -103,7 +103,7 @@ fn expect_refusal(s: &mut Sim, request: &[u8], status: u16, reason: &str) -> Res
     assert_eq!(response.header("Sec-WebSocket-Accept"), None);
     // Over and inert: no further event, still finished, never counted as open.
     assert_eq!(s.hub.poll_event(id), None);
-    let mut out = Vec::new();
+    let mut out = Batch::new();
     assert_eq!(s.hub.poll_transmit(id, s.now, &mut out), Transmit::Finished);
     assert!(out.is_empty());
     assert_eq!(s.hub.state(id), Some(SessionState::Finished));
@@ -197,7 +197,7 @@ fn a_handshake_fed_one_byte_at_a_time_completes_on_the_last_byte() {
     for (i, byte) in bytes[..bytes.len() - 1].iter().enumerate() {
         s.hub.handle_input(id, s.now, &[*byte]).unwrap();
         assert_eq!(s.hub.poll_event(id), None, "event after byte {i}");
-        let mut out = Vec::new();
+        let mut out = Batch::new();
         assert_eq!(
             s.hub.poll_transmit(id, s.now, &mut out),
             Transmit::Idle,
@@ -599,25 +599,28 @@ fn a_refused_connection_finishes_only_once_its_response_is_written() {
         s.hub.poll_event(id),
         Some(Event::Error(SessionError::Handshake(_)))
     ));
-    let mut out = Vec::new();
+    let mut out = Batch::new();
     assert_eq!(s.hub.poll_transmit(id, s.now, &mut out), Transmit::Write(1));
-    let len = out[0].len();
+    let len = out.unwritten_bytes();
     // More bytes from the client are ignored while the answer goes out.
     s.hub
         .handle_input(id, s.now, b"GET / HTTP/1.1\r\n\r\n")
         .unwrap();
-    s.hub.on_transmitted(id, s.now, len - 1).unwrap();
+    s.hub
+        .handle_transmitted(id, s.now, len - 1, &mut out)
+        .unwrap();
     assert_eq!(s.hub.poll_event(id), None, "one byte still unwritten");
-    assert_eq!(s.hub.poll_transmit(id, s.now, &mut out), Transmit::Idle);
+    assert_eq!(out.unwritten_bytes(), 1);
+    assert_eq!(s.hub.poll_transmit(id, s.now, &mut out), Transmit::Write(0));
     assert_eq!(s.hub.state(id), Some(SessionState::Handshake));
-    s.hub.on_transmitted(id, s.now, 1).unwrap();
+    s.hub.handle_transmitted(id, s.now, 1, &mut out).unwrap();
     assert_eq!(
         s.hub.poll_event(id),
         Some(Event::Disconnect { undelivered: 0 })
     );
     assert_eq!(s.hub.poll_event(id), None);
     assert_eq!(s.hub.poll_transmit(id, s.now, &mut out), Transmit::Finished);
-    assert_eq!(out.len(), 1, "nothing more handed out");
+    assert!(out.is_empty(), "nothing more handed out");
     // Nothing revives it.
     s.hub.handle_eof(id, s.now).unwrap();
     s.hub.handle_timeout(s.now + Duration::from_secs(60));

@@ -180,11 +180,11 @@ fn drop_newest_broadcast_counts_per_recipient() {
 fn drop_oldest_delivers_what_was_in_flight_plus_the_newest() {
     let mut s = Sim::new(config(8, DropPolicy::DropOldest));
     let id = stalled(&mut s);
-    // Three messages go out to the transport (in flight, never evicted).
+    // Three messages go out to the transport in one batch (in flight, never evicted).
     for i in 0..3 {
         assert_eq!(s.hub.send(id, s.now, &text(i)), queued(1));
-        s.pump();
     }
+    s.pump();
     // Seventeen more, without the driver running: five fit, then each evicts the oldest.
     let mut total = Delivery::default();
     for i in 3..20 {
@@ -231,8 +231,8 @@ fn drop_oldest_refuses_the_new_message_when_everything_is_in_flight() {
     let id = stalled(&mut s);
     for i in 0..8 {
         assert_eq!(s.hub.send(id, s.now, &text(i)), queued(1));
-        s.pump();
     }
+    s.pump(); // all eight in one batch, in flight
     for i in 8..20 {
         assert_eq!(s.hub.send(id, s.now, &text(i)), dropped(1), "{i}");
     }
@@ -250,8 +250,8 @@ fn disconnect_policy_closes_a_slow_consumer_with_1008_after_what_is_in_flight() 
     let id = stalled(&mut s);
     for i in 0..3 {
         assert_eq!(s.hub.send(id, s.now, &text(i)), queued(1));
-        s.pump();
     }
+    s.pump(); // in flight, one batch
     for i in 3..8 {
         assert_eq!(s.hub.send(id, s.now, &text(i)), queued(1));
     }
@@ -307,8 +307,11 @@ fn disconnect_policy_by_broadcast_counts_disconnected_recipients() {
     let mut total = Delivery::default();
     for i in 0..4 {
         total.merge(s.hub.broadcast(s.now, &text(i), Target::All));
-        s.pump();
+        if i == 1 {
+            s.pump(); // m0 and m1 go out in one batch: in flight for slow
+        }
     }
+    s.pump();
     // m0, m1 reach both; m2 finds slow's outbox full (both in flight): m2 dropped, slow
     // disconnected; m3 finds slow closing.
     assert_eq!(
@@ -418,8 +421,8 @@ fn drop_oldest_evicts_nothing_when_even_an_empty_queue_would_not_make_room() {
     let ten = |i: usize| Prepared::text(format!("{i:0>10}")); // 12 bytes
     for i in 0..5 {
         assert_eq!(s.hub.send(id, s.now, &ten(i)), queued(1));
-        s.pump(); // 60 bytes in flight
     }
+    s.pump(); // 60 bytes in flight, one batch
     for i in 5..8 {
         assert_eq!(s.hub.send(id, s.now, &ten(i)), queued(1)); // 36 bytes queued
     }

@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use melody_core::{Bytes, Config, ConnectionInfo, Event, Hub, SessionError, SessionId, Transmit};
+use melody_core::{Batch, Config, ConnectionInfo, Event, Hub, SessionError, SessionId, Transmit};
 
 const REQUEST: &[u8] = b"GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n\
     Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
@@ -52,7 +52,7 @@ struct Lean {
     now: Instant,
     peers: Vec<Peer>,
     ids: Vec<SessionId>,
-    out: Vec<Bytes>,
+    out: Batch,
     ping_period: Duration,
 }
 
@@ -67,7 +67,7 @@ impl Lean {
             now: t0,
             peers: Vec::new(),
             ids: Vec::new(),
-            out: Vec::new(),
+            out: Batch::new(),
             ping_period,
         }
     }
@@ -126,12 +126,11 @@ impl Lean {
                     other => peer.anomaly = Some(format!("unexpected event {other:?}")),
                 }
             }
-            self.out.clear();
             match self.hub.poll_transmit(id, now, &mut self.out) {
                 Transmit::Write(_) => {
                     let mut written = 0;
                     let mut pong = false;
-                    for buf in &self.out {
+                    for buf in self.out.iter() {
                         written += buf.len();
                         if !peer.upgraded {
                             peer.upgraded = buf.starts_with(b"HTTP/1.1 101 ");
@@ -150,7 +149,7 @@ impl Lean {
                         }
                     }
                     self.hub
-                        .on_transmitted(id, now, written)
+                        .handle_transmitted(id, now, written, &mut self.out)
                         .expect("live session");
                     if pong {
                         self.hub.handle_input(id, now, PONG).expect("live session");

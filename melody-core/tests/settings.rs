@@ -49,7 +49,6 @@ fn values_land_in_their_fields() {
         ("origin", "https://a.example, https://b.example"),
         ("subprotocol", "one"),
         ("subprotocol", "two"),
-        ("sent-events", "true"),
     ] {
         config.set(name, value).unwrap();
     }
@@ -71,7 +70,6 @@ fn values_land_in_their_fields() {
         OriginPolicy::AllowList(vec!["https://a.example".into(), "https://b.example".into()])
     );
     assert_eq!(config.subprotocols, ["one", "two"], "subprotocol adds");
-    assert!(config.sent_events);
     assert!(config.validate().is_ok());
 
     config.set("buffer-bytes", "none").unwrap();
@@ -90,6 +88,11 @@ fn unknown_names_and_bad_values_are_refused() {
         Err(ConfigError::UnknownSetting("max_message_size".into())),
         "names are kebab case"
     );
+    assert_eq!(
+        config.set("sent-events", "true"),
+        Err(ConfigError::UnknownSetting("sent-events".into())),
+        "the driver sets sent_events from the registered handlers, so no flag offers it"
+    );
     for (name, value) in [
         ("buffer-size", "-1"),
         ("buffer-size", "many"),
@@ -98,7 +101,6 @@ fn unknown_names_and_bad_values_are_refused() {
         ("max-sessions", ""),
         ("origin", ""),
         ("subprotocol", "two words"),
-        ("sent-events", "yes"),
     ] {
         match config.set(name, value) {
             Err(ConfigError::InvalidValue {

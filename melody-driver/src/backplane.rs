@@ -1,6 +1,6 @@
 //! The backplane seam: how several melody instances behind a load balancer act as one.
 //!
-//! A [`Backplane`] attached with [`Melody::attach_backplane`] receives, through its
+//! A [`Backplane`] attached with [`Melody::attach_backplane`](crate::Melody::attach_backplane) receives, through its
 //! [`BackplaneLink`], every `broadcast*` and `publish*` made on this instance (after the
 //! local delivery), and hands what other instances sent to
 //! [`BackplaneLink::deliver_to_all`] / [`BackplaneLink::deliver_to_topic`], which deliver
@@ -17,40 +17,16 @@
 //! `broadcast_filter` and `broadcast_multiple` stay local: a filter closure and a list
 //! of session handles only mean something on the instance that holds them.
 
-use std::collections::{HashSet, VecDeque};
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::task::{Context, Poll, Waker};
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
 
-use crate::melody::Melody;
-use crate::runtime::BoxFuture;
-use crate::shared::Shared;
-use crate::Runtime;
 use melody_core::{Delivery, Prepared};
 
-/// How many messages may wait for a backplane unless it asks for another bound
-/// ([`Backplane::queue_capacity`]).
-pub const DEFAULT_BACKPLANE_QUEUE: usize = 4096;
-
-/// Who a message is for on the other instances.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Audience {
-    /// Every session (`broadcast` and its twins): the reserved topic of all sessions.
-    All,
-    /// The subscribers of one topic (`publish` and its twins).
-    Topic(Arc<str>),
-}
-
-/// A message this instance hands to its backplane.
-#[derive(Debug, Clone)]
-pub struct Outgoing {
-    /// Who receives it on the other instances.
-    pub audience: Audience,
-    /// The message, encoded once; [`Prepared::kind`] and [`Prepared::payload`] give
-    /// what to send.
-    pub message: Prepared,
-}
+use crate::fanout;
+use crate::link::{Attached, ForwardCounters, LinkState, Outgoing, Taken, DEFAULT_BACKPLANE_QUEUE};
+use crate::runtime::{BoxFuture, Runtime};
+use crate::shared::Shared;
 
 /// A bridge between melody instances (a broker client, typically).
 ///
@@ -80,37 +56,10 @@ pub trait Backplane<R: Runtime>: Send + 'static {
     }
 
     /// The backplane's work, spawned once on the instance's runtime by
-    /// [`Melody::attach_backplane`]: take outgoing messages from `link` and send them;
+    /// [`Melody::attach_backplane`](crate::Melody::attach_backplane): take outgoing messages from `link` and send them;
     /// deliver what arrives with `link`'s `deliver_*` methods. It should end when
     /// [`BackplaneLink::next_outgoing`] returns `false`.
     fn run(self, link: BackplaneLink<R>) -> BoxFuture;
-}
-
-/// The counters of the queue between an instance and its backplane. Cheap to clone.
-#[derive(Clone)]
-pub struct ForwardCounters {
-    state: Arc<LinkState>,
-}
-
-impl ForwardCounters {
-    /// Messages put into the queue.
-    pub fn queued(&self) -> u64 {
-        self.state.queued.load(Ordering::Relaxed)
-    }
-
-    /// Messages not forwarded because the queue was full.
-    pub fn dropped(&self) -> u64 {
-        self.state.dropped.load(Ordering::Relaxed)
-    }
-}
-
-impl std::fmt::Debug for ForwardCounters {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ForwardCounters")
-            .field("queued", &self.queued())
-            .field("dropped", &self.dropped())
-            .finish()
-    }
 }
 
 /// A backplane's side of an instance: outgoing messages, local delivery, and the topics
@@ -178,17 +127,12 @@ impl<R: Runtime> BackplaneLink<R> {
     ) -> Poll<bool> {
         // Register for the close signal before checking it, so a close in between wakes us.
         let open = self.watch_close(cx);
-        let mut out = lock(&self.state.outgoing);
-        if !out.queue.is_empty() {
-            let n = out.queue.len().min(max.max(1));
-            batch.extend(out.queue.drain(..n));
-            return Poll::Ready(true);
+        match self.state.take_outgoing(batch, max, cx.waker()) {
+            Taken::Some => Poll::Ready(true),
+            Taken::Detached => Poll::Ready(false),
+            Taken::Waiting if !open => Poll::Ready(false),
+            Taken::Waiting => Poll::Pending,
         }
-        if !open || out.detached {
-            return Poll::Ready(false);
-        }
-        store_waker(&mut out.waker, cx.waker());
-        Poll::Pending
     }
 
     /// Waits until a session subscribes to a topic this link has not reported yet, and
@@ -199,23 +143,20 @@ impl<R: Runtime> BackplaneLink<R> {
 
     /// The poll form of [`BackplaneLink::next_new_topics`].
     pub fn poll_new_topics(&self, cx: &mut Context<'_>, topics: &mut Vec<Arc<str>>) -> Poll<bool> {
-        let open = self.watch_close(cx);
-        let mut interest = lock(&self.state.interest);
-        if !open || interest.detached {
+        if !self.watch_close(cx) {
             return Poll::Ready(false);
         }
-        if !interest.fresh.is_empty() {
-            topics.append(&mut interest.fresh);
-            return Poll::Ready(true);
+        match self.state.take_new_topics(topics, cx.waker()) {
+            Taken::Some => Poll::Ready(true),
+            Taken::Detached => Poll::Ready(false),
+            Taken::Waiting => Poll::Pending,
         }
-        store_waker(&mut interest.waker, cx.waker());
-        Poll::Pending
     }
 
     /// Every topic reported so far and not forgotten: what to subscribe to again after a
     /// reconnection.
     pub fn known_topics(&self) -> Vec<Arc<str>> {
-        lock(&self.state.interest).known.iter().cloned().collect()
+        self.state.known_topics()
     }
 
     /// Forgets `topic` if no session of this instance subscribes to it any more, and
@@ -225,29 +166,22 @@ impl<R: Runtime> BackplaneLink<R> {
         let Some(shared) = self.shared.upgrade() else {
             return false;
         };
-        // The check and the removal happen under the interest lock, which a new
-        // subscription's report also takes (after its hub update): either the report
-        // sees the topic still known, or this check sees the new subscriber.
-        let mut interest = lock(&self.state.interest);
-        let melody = Melody { shared };
-        if melody.subscriber_count(topic) > 0 {
-            return false;
-        }
-        interest.known.remove(topic)
+        self.state
+            .forget_if(topic, || fanout::subscriber_count(&shared, topic) == 0)
     }
 
     /// Delivers a message from another instance to every local session; `None` if the
     /// instance is gone. Never forwarded again.
     pub fn deliver_to_all(&self, message: &Prepared) -> Option<Delivery> {
         let shared = self.shared.upgrade()?;
-        Some(Melody { shared }.deliver_local(None, message))
+        Some(fanout::deliver_local(&shared, None, message))
     }
 
     /// Delivers a message from another instance to the local subscribers of `topic`;
     /// `None` if the instance is gone. Never forwarded again.
     pub fn deliver_to_topic(&self, topic: &str, message: &Prepared) -> Option<Delivery> {
         let shared = self.shared.upgrade()?;
-        Some(Melody { shared }.deliver_local(Some(topic), message))
+        Some(fanout::deliver_local(&shared, Some(topic), message))
     }
 
     /// Registers `cx` to be woken by `close`/`shutdown`; `false` if the instance is
@@ -256,103 +190,9 @@ impl<R: Runtime> BackplaneLink<R> {
         let Some(shared) = self.shared.upgrade() else {
             return false;
         };
-        shared.waiters.register(cx.waker());
+        shared.lifecycle.waiters.register(cx.waker());
         !shared.is_closed()
     }
-}
-
-/// The instance's end of the link, kept in its shared state; dropping it (the instance
-/// is gone) wakes the backplane so that it ends.
-pub(crate) struct Attached {
-    state: Arc<LinkState>,
-}
-
-impl Attached {
-    /// Queues a message for the backplane, or counts it dropped when the queue is full.
-    /// Never waits.
-    pub(crate) fn forward(&self, audience: Audience, message: &Prepared) {
-        let waker = {
-            let mut out = lock(&self.state.outgoing);
-            if out.detached {
-                return;
-            }
-            if out.queue.len() >= self.state.capacity {
-                self.state.dropped.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            out.queue.push_back(Outgoing {
-                audience,
-                message: message.clone(),
-            });
-            self.state.queued.fetch_add(1, Ordering::Relaxed);
-            out.waker.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-
-    /// Reports that a session subscribed to `topic`; the backplane hears of each topic
-    /// once until it forgets it.
-    pub(crate) fn note_subscribed(&self, topic: &str) {
-        let waker = {
-            let mut interest = lock(&self.state.interest);
-            if interest.known.contains(topic) {
-                return;
-            }
-            let name: Arc<str> = Arc::from(topic);
-            interest.known.insert(name.clone());
-            interest.fresh.push(name);
-            interest.waker.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-}
-
-impl Drop for Attached {
-    fn drop(&mut self) {
-        let out_waker = {
-            let mut out = lock(&self.state.outgoing);
-            out.detached = true;
-            out.waker.take()
-        };
-        let topic_waker = {
-            let mut interest = lock(&self.state.interest);
-            interest.detached = true;
-            interest.waker.take()
-        };
-        for waker in [out_waker, topic_waker].into_iter().flatten() {
-            waker.wake();
-        }
-    }
-}
-
-struct LinkState {
-    capacity: usize,
-    outgoing: Mutex<OutgoingQueue>,
-    interest: Mutex<Interest>,
-    queued: AtomicU64,
-    dropped: AtomicU64,
-}
-
-#[derive(Default)]
-struct OutgoingQueue {
-    queue: VecDeque<Outgoing>,
-    waker: Option<Waker>,
-    /// The instance is gone.
-    detached: bool,
-}
-
-#[derive(Default)]
-struct Interest {
-    /// Topics reported to the backplane and not forgotten.
-    known: HashSet<Arc<str>>,
-    /// Topics reported since the backplane last looked.
-    fresh: Vec<Arc<str>>,
-    waker: Option<Waker>,
-    detached: bool,
 }
 
 /// Creates both ends of a link for the instance `shared`.
@@ -360,30 +200,11 @@ pub(crate) fn link<R: Runtime>(
     shared: &Arc<Shared<R>>,
     capacity: usize,
 ) -> (Attached, BackplaneLink<R>) {
-    let state = Arc::new(LinkState {
-        capacity: capacity.max(1),
-        outgoing: Mutex::new(OutgoingQueue::default()),
-        interest: Mutex::new(Interest::default()),
-        queued: AtomicU64::new(0),
-        dropped: AtomicU64::new(0),
-    });
+    let state = LinkState::new(capacity);
     let link = BackplaneLink {
         shared: Arc::downgrade(shared),
         rt: shared.rt.clone(),
         state: state.clone(),
     };
     (Attached { state }, link)
-}
-
-fn store_waker(slot: &mut Option<Waker>, waker: &Waker) {
-    match slot {
-        Some(w) if w.will_wake(waker) => {}
-        _ => *slot = Some(waker.clone()),
-    }
-}
-
-/// The link's locks guard plain queues that stay consistent at every step; carry on
-/// after a poisoning panic elsewhere.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -7,17 +7,20 @@ use std::future::Future;
 use std::io::IoSlice;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
+use melody_core::{
+    Batch, CloseCode, Event, Hub, MessageKind, Request, RequestHead, SessionId, Transmit,
+};
+
+use crate::clock;
 use crate::error::Error;
 use crate::handlers::Handlers;
-use crate::session::{Info, Session, SessionKey};
-use crate::shard::Slot;
+use crate::runtime::{Runtime, Transport};
+use crate::session::Session;
 use crate::shared::Shared;
-use crate::{Runtime, Transport};
-use melody_core::{Bytes, CloseCode, Event, Hub, SessionId, SessionState, Transmit};
+use crate::slot::{Info, SessionKey, Slot};
 
 /// Bytes read per `poll_read`; the buffer is per thread, not per connection, so idle
 /// connections hold no read buffer of their own.
@@ -47,10 +50,10 @@ pub struct Connection<R: Runtime, T: Transport> {
     shard: usize,
     id: SessionId,
     transport: T,
-    /// Buffers handed out by the hub and not yet fully written; `written` bytes of the
-    /// first one are already out.
-    out: Vec<Bytes>,
-    written: usize,
+    /// What the hub handed out to write; the hub takes written bytes off it.
+    batch: Batch,
+    /// Bytes written since the hub was last told (reported by the next exchange).
+    unreported: usize,
     events: VecDeque<Event>,
     session: Option<Session<R>>,
     read_done: bool,
@@ -66,14 +69,18 @@ pub struct Connection<R: Runtime, T: Transport> {
 }
 
 impl<R: Runtime, T: Transport> Connection<R, T> {
+    /// The task for session `id`, just opened in `shard`: counted as a running
+    /// connection until it is released.
     pub(crate) fn new(shared: Arc<Shared<R>>, shard: usize, id: SessionId, transport: T) -> Self {
+        shared.lifecycle.connection_started();
+        clock::ensure_started(&shared);
         Connection {
             shared,
             shard,
             id,
             transport,
-            out: Vec::new(),
-            written: 0,
+            batch: Batch::new(),
+            unreported: 0,
             events: VecDeque::new(),
             session: None,
             read_done: false,
@@ -136,17 +143,21 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         progress
     }
 
-    /// Under one lock: takes the session's events and, when the last batch is written,
-    /// the next one. With `park`, registers the task's waker if there was nothing.
-    fn sync(&mut self, cx: &mut Context<'_>, park: bool) -> bool {
+    /// The one locked call per turn: reports the bytes written since the last call,
+    /// takes the session's events and, once the batch is written, the next one; if
+    /// there was nothing, registers the task's waker (parks) in the same call. Returns
+    /// whether it found work.
+    fn exchange(&mut self, cx: &mut Context<'_>) -> bool {
         let now = self.shared.rt.now();
         let shard = self.shard as u32;
-        let want_batch = self.out.is_empty() && !self.finished;
-        let (events, out, id) = (&mut self.events, &mut self.out, self.id);
+        let written = std::mem::take(&mut self.unreported);
+        let (events, batch, id) = (&mut self.events, &mut self.batch, self.id);
         let mut connected_info = None;
         let mut trimmed = false;
-        let shard_ref = &self.shared.shards[self.shard];
-        let (found, finished) = shard_ref.with(&self.shared.clock, |hub| {
+        let (found, finished) = self.shared.shards[self.shard].with(&self.shared.clock, |hub| {
+            if written > 0 {
+                let _ = hub.handle_transmitted(id, now, written, batch);
+            }
             let before = events.len();
             while let Some(event) = hub.poll_event(id) {
                 if matches!(event, Event::Connect) {
@@ -154,35 +165,21 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
                 }
                 events.push_back(event);
             }
-            let mut finished = false;
-            let mut batch = false;
-            if want_batch {
-                match hub.poll_transmit(id, now, out) {
-                    Transmit::Write(_) => batch = true,
-                    Transmit::Finished => finished = true,
-                    Transmit::Idle => {}
-                }
-            } else if !out.is_empty() && hub.state(id).is_none_or(|s| s == SessionState::Finished) {
-                // Ended while a batch was still being written (cut off at a shutdown
-                // deadline, a write or pong timeout): the hub counted the batch as
-                // undelivered, so none of it may go out now, and the transport closes.
-                finished = true;
-            }
-            let found = events.len() > before || batch || finished;
-            if !found && park {
-                trimmed = hub.trim(id);
+            let transmit = hub.poll_transmit(id, now, batch);
+            let finished = transmit == Transmit::Finished;
+            let found =
+                events.len() > before || matches!(transmit, Transmit::Write(1..)) || finished;
+            if !found {
+                trimmed = batch.is_empty() && hub.trim(id);
                 if let Some(slot) = hub.user_mut(id) {
-                    match &slot.waker {
-                        Some(w) if w.will_wake(cx.waker()) => {}
-                        _ => slot.waker = Some(cx.waker().clone()),
-                    }
+                    slot.waker.register(cx.waker());
                 }
             }
             (found, finished)
         });
-        if trimmed && self.out.is_empty() {
+        if trimmed {
             // Parking idle (no data since the last ping): hold no buffers either.
-            self.out = Vec::new();
+            self.batch = Batch::new();
             self.events = VecDeque::new();
         }
         if let Some(info) = connected_info {
@@ -192,10 +189,8 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             });
         }
         if finished {
+            // The hub emptied the batch: what it held was counted as undelivered.
             self.finished = true;
-            // Anything still held was counted as undelivered by the hub.
-            self.out.clear();
-            self.written = 0;
         }
         found
     }
@@ -227,49 +222,28 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         true
     }
 
-    /// Writes as much of `out` as the transport takes in one vectored write.
+    /// Writes as much of the batch as the transport takes in one vectored write; the
+    /// next exchange reports it.
     fn write(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.out.is_empty() {
+        if self.batch.is_empty() || self.unreported > 0 {
             return false;
         }
         let mut slices = [IoSlice::new(&[]); MAX_IOV];
-        let mut count = 0;
-        for (i, buf) in self.out.iter().take(MAX_IOV).enumerate() {
-            let start = if i == 0 { self.written } else { 0 };
-            slices[i] = IoSlice::new(&buf[start..]);
-            count += 1;
-        }
+        let count = self.batch.io_slices(&mut slices);
         match self.transport.poll_write_vectored(cx, &slices[..count]) {
             Poll::Ready(Ok(0)) | Poll::Pending => false,
             Poll::Ready(Ok(n)) => {
-                self.advance(n);
-                let now = self.shared.rt.now();
-                let _ = self.with_hub(|hub, id| hub.on_transmitted(id, now, n));
+                self.unreported = n;
                 true
             }
             Poll::Ready(Err(e)) => {
-                self.out.clear();
-                self.written = 0;
+                // The session ends; the next exchange answers `Finished` and empties
+                // the batch.
                 let now = self.shared.rt.now();
                 let _ = self.with_hub(|hub, id| hub.handle_io_error(id, now, &e));
                 true
             }
         }
-    }
-
-    fn advance(&mut self, mut n: usize) {
-        let mut done = 0;
-        for buf in &self.out {
-            let left = buf.len() - self.written;
-            if n < left {
-                self.written += n;
-                break;
-            }
-            n -= left;
-            self.written = 0;
-            done += 1;
-        }
-        self.out.drain(..done);
     }
 
     fn release(&mut self) {
@@ -286,7 +260,7 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             }
             hub.release(id)
         });
-        self.shared.connection_done();
+        self.shared.lifecycle.connection_done();
     }
 }
 
@@ -297,7 +271,7 @@ fn hub_info(hub: &mut Hub<Slot>, id: SessionId, shard: u32) -> Option<Arc<Info>>
     let protocol = view.protocol().map(str::to_owned);
     let request = hub
         .take_request(id)
-        .unwrap_or_else(|| melody_core::RequestHead::parsed(melody_core::Request::default()));
+        .unwrap_or_else(|| RequestHead::parsed(Request::default()));
     let info = Arc::new(Info {
         key: SessionKey { shard, id },
         request,
@@ -340,20 +314,20 @@ fn run<R: Runtime>(h: &Handlers<R>, s: &Session<R>, event: &Event) {
             }
         }
         Event::Sent { kind, payload } => match kind {
-            melody_core::MessageKind::Text => {
+            MessageKind::Text => {
                 if let (Some(f), Ok(text)) = (&h.sent, std::str::from_utf8(payload)) {
                     f(s, text)
                 }
             }
-            melody_core::MessageKind::Binary => {
+            MessageKind::Binary => {
                 if let Some(f) = &h.sent_binary {
                     f(s, payload)
                 }
             }
         },
         Event::Dropped { count } => {
-            if let Some(f) = &h.error {
-                f(s, &Error::Dropped(*count))
+            if let Some(f) = &h.dropped {
+                f(s, *count)
             }
         }
         Event::Error(err) => {
@@ -393,7 +367,9 @@ impl<R: Runtime, T: Transport> Future for Connection<R, T> {
         this.read_this_poll = 0;
         for _ in 0..TURNS_PER_POLL {
             let mut progress = this.read(cx);
-            progress |= this.sync(cx, false);
+            // Parks the task when it finds nothing: nothing below touches the hub
+            // then, so no wakeup can be lost between the look and the park.
+            progress |= this.exchange(cx);
             progress |= this.dispatch();
             progress |= this.write(cx);
             if this.finished && this.disconnected && this.events.is_empty() {
@@ -410,11 +386,6 @@ impl<R: Runtime, T: Transport> Future for Connection<R, T> {
                     // More may be waiting to be read, and no read waker is registered:
                     // come back after the others had their turn.
                     break;
-                }
-                // Park, unless work arrived since the last look (checked under the lock
-                // the wakers are taken under, so no wakeup is lost).
-                if this.sync(cx, true) {
-                    continue;
                 }
                 return Poll::Pending;
             }
@@ -434,9 +405,3 @@ impl<R: Runtime, T: Transport> Drop for Connection<R, T> {
 }
 
 impl<R: Runtime, T: Transport> Unpin for Connection<R, T> {}
-
-/// Registers a new connection in a shard and counts it.
-pub(crate) fn register<R: Runtime>(shared: &Arc<Shared<R>>) {
-    shared.connections.fetch_add(1, Ordering::AcqRel);
-    crate::clock::ensure_started(shared);
-}

@@ -12,7 +12,4 @@ pub enum Error {
     /// A handler panicked; the session was closed with 1011.
     #[error("a handler panicked: {0}")]
     HandlerPanicked(String),
-    /// Messages for the session were dropped by its full outbox.
-    #[error("{0} message(s) dropped: the session's outbox was full")]
-    Dropped(u64),
 }

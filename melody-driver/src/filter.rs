@@ -3,9 +3,9 @@
 use std::any::Any;
 use std::net::SocketAddr;
 
-use crate::session::{Session, SessionKey};
-use crate::shard::Slot;
-use crate::Runtime;
+use crate::runtime::Runtime;
+use crate::session::Session;
+use crate::slot::{SessionKey, Slot};
 use melody_core::{Keys, Request, SessionView};
 
 /// A read-only look at a session during a filtered broadcast. It reads the session

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use futures_io::{AsyncRead, AsyncWrite};
 
-use crate::Transport;
+use crate::runtime::Transport;
 
 /// Wraps a `futures-io` stream (an `async_io::Async<TcpStream>`, smol's or
 /// async-std's `TcpStream`, a TLS stream) as a driver [`Transport`].

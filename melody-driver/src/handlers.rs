@@ -2,15 +2,16 @@
 
 use std::sync::Arc;
 
+use crate::error::Error;
+use crate::runtime::Runtime;
 use crate::session::Session;
-use crate::Error;
-use crate::Runtime;
 
 type Handler<R> = Option<Arc<dyn Fn(&Session<R>) + Send + Sync>>;
 type TextHandler<R> = Option<Arc<dyn Fn(&Session<R>, &str) + Send + Sync>>;
 type BinaryHandler<R> = Option<Arc<dyn Fn(&Session<R>, &[u8]) + Send + Sync>>;
 type ErrorHandler<R> = Option<Arc<dyn Fn(&Session<R>, &Error) + Send + Sync>>;
 type CloseHandler<R> = Option<Arc<dyn Fn(&Session<R>, u16, &str) + Send + Sync>>;
+type CountHandler<R> = Option<Arc<dyn Fn(&Session<R>, u64) + Send + Sync>>;
 
 /// Every handler a `Melody` may call; unset ones cost nothing.
 pub(crate) struct Handlers<R: Runtime> {
@@ -20,6 +21,7 @@ pub(crate) struct Handlers<R: Runtime> {
     pub(crate) message_binary: BinaryHandler<R>,
     pub(crate) pong: Handler<R>,
     pub(crate) error: ErrorHandler<R>,
+    pub(crate) dropped: CountHandler<R>,
     pub(crate) close: CloseHandler<R>,
     pub(crate) sent: TextHandler<R>,
     pub(crate) sent_binary: BinaryHandler<R>,
@@ -34,6 +36,7 @@ impl<R: Runtime> Default for Handlers<R> {
             message_binary: None,
             pong: None,
             error: None,
+            dropped: None,
             close: None,
             sent: None,
             sent_binary: None,
@@ -50,6 +53,7 @@ impl<R: Runtime> Clone for Handlers<R> {
             message_binary: self.message_binary.clone(),
             pong: self.pong.clone(),
             error: self.error.clone(),
+            dropped: self.dropped.clone(),
             close: self.close.clone(),
             sent: self.sent.clone(),
             sent_binary: self.sent_binary.clone(),

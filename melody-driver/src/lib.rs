@@ -21,28 +21,32 @@ mod backplane;
 mod clock;
 mod connection;
 mod error;
+mod fanout;
 mod filter;
 #[cfg(feature = "futures-io")]
 mod futures_io;
 mod handlers;
+mod link;
 mod melody;
 mod runtime;
 mod serve;
 mod session;
 mod shard;
 mod shared;
+mod slot;
+mod sync;
 mod wait;
 
-pub use backplane::{
-    Audience, Backplane, BackplaneLink, ForwardCounters, Outgoing, DEFAULT_BACKPLANE_QUEUE,
-};
+pub use backplane::{Backplane, BackplaneLink};
 pub use connection::Connection;
 pub use error::Error;
 pub use filter::SessionRef;
 #[cfg(feature = "futures-io")]
 pub use futures_io::FuturesIoTransport;
+pub use link::{Audience, ForwardCounters, Outgoing, DEFAULT_BACKPLANE_QUEUE};
 pub use melody::{Melody, ShutdownReport};
 pub use runtime::{BoxFuture, Runtime, Transport};
 pub use serve::{accept_loop, ACCEPT_BACKOFF};
-pub use session::{Session, SessionKey};
+pub use session::Session;
+pub use slot::SessionKey;
 pub use wait::Closed;

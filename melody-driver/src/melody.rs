@@ -1,24 +1,25 @@
 //! `Melody`: the handle applications hold — handlers, broadcast, topics, shutdown.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::backplane::{self, Audience, Backplane};
-use crate::connection::{register, Connection};
-use crate::error::Error;
-use crate::filter::SessionRef;
-use crate::session::Session;
-use crate::shard::Slot;
-use crate::shared::Shared;
-use crate::wait::{Closed, IdleOrDeadline};
-use crate::{Runtime, Transport};
 use melody_core::{
-    Accept, CloseCode, Config, ConfigError, ConnectionInfo, Delivery, HandshakeRejection, Keys,
-    Prepared, Request, SessionId, Target,
+    Accept, CloseCode, Config, ConfigError, ConnectionInfo, Delivery, HandshakeRejection, Hub,
+    HubStats, Keys, Prepared, Request, SessionId,
 };
+
+use crate::backplane::{self, Backplane};
+use crate::connection::Connection;
+use crate::error::Error;
+use crate::fanout::{self, Recipients};
+use crate::filter::SessionRef;
+use crate::runtime::{Runtime, Transport};
+use crate::session::Session;
+use crate::shared::Shared;
+use crate::slot::Slot;
+use crate::wait::{Closed, IdleOrDeadline};
 
 /// A WebSocket session manager in the style of olahol/melody: register handlers,
 /// serve connections through an adapter, broadcast. Cheap to clone; clones share
@@ -54,16 +55,6 @@ pub struct ShutdownReport {
     pub cut_off: usize,
     /// Messages accepted for cut-off sessions but never written.
     pub undelivered: usize,
-}
-
-/// Who a broadcast goes to, across shards.
-enum To<'a, R: Runtime> {
-    All,
-    Others(&'a Session<R>),
-    List(&'a [Session<R>]),
-    Filter(&'a (dyn Fn(&SessionRef<'_>) -> bool + Sync)),
-    Topic(&'a str),
-    TopicOthers(&'a str, &'a Session<R>),
 }
 
 impl<R: Runtime + Default> Melody<R> {
@@ -137,9 +128,14 @@ impl<R: Runtime> Melody<R> {
         on_message_binary, message_binary, (&[u8]));
     handler!(/// Called for each pong (olahol/melody's `HandlePong`).
         on_pong, pong, ());
-    handler!(/// Called on errors: bad input, timeouts, transport failures, dropped messages,
-        /// a panicking handler (olahol/melody's `HandleError`).
+    handler!(/// Called on errors: bad input, timeouts, transport failures, a panicking handler
+        /// (olahol/melody's `HandleError`). Not called for a normal close.
         on_error, error, (&Error));
+    handler!(/// Called with how many messages for the session its full outbox dropped since
+        /// the last call (olahol/melody reports `ErrMessageBufferFull` to `HandleError`
+        /// instead). The same drops are counted in the [`Delivery`] of the `write` or
+        /// broadcast that made them and in [`Session::stats`].
+        on_dropped, dropped, (u64));
     handler!(/// Called with the code and reason of the peer's close frame (olahol/melody's
         /// `HandleClose`).
         on_close, close, (u16, &str));
@@ -162,19 +158,13 @@ impl<R: Runtime> Melody<R> {
             self.refuse_if_closed(hub, id, now);
             id
         });
-        register(&self.shared);
         Connection::new(self.shared.clone(), shard, id, transport)
     }
 
     /// Closes a session opened after (or while) `close`/`shutdown` ran, which
     /// `close_all` may have missed: checked under the shard lock after opening, so
     /// either `close_all` saw the session or this sees the flag.
-    fn refuse_if_closed(
-        &self,
-        hub: &mut melody_core::Hub<Slot>,
-        id: SessionId,
-        now: std::time::Instant,
-    ) {
+    fn refuse_if_closed(&self, hub: &mut Hub<Slot>, id: SessionId, now: Instant) {
         if self.shared.is_closed() {
             hub.close(id, now, CloseCode::Away, "server closing");
         }
@@ -196,7 +186,7 @@ impl<R: Runtime> Melody<R> {
     pub fn check_upgrade(&self, request: &Request) -> Result<Accept, HandshakeRejection> {
         let shard = &self.shared.shards[0];
         if self.is_closed() {
-            shard.with(&self.shared.clock, melody_core::Hub::count_rejection);
+            shard.with(&self.shared.clock, Hub::count_rejection);
             return Err(HandshakeRejection {
                 status: melody_core::http::StatusCode::SERVICE_UNAVAILABLE,
                 reason: "server closing",
@@ -228,7 +218,6 @@ impl<R: Runtime> Melody<R> {
             self.refuse_if_closed(hub, id, now);
             id
         });
-        register(&self.shared);
         Connection::new(self.shared.clone(), shard, id, transport)
     }
 
@@ -256,108 +245,43 @@ impl<R: Runtime> Melody<R> {
 
     // ---- broadcast ----------------------------------------------------------------
 
-    fn fan(&self, msg: &Prepared, to: To<'_, R>) -> Delivery {
-        let delivery = self.fan_local(msg, &to);
-        if let Some(backplane) = self.shared.backplane.get() {
-            // Filters and session lists only mean something here; the rest crosses.
-            let audience = match to {
-                To::All | To::Others(_) => Some(Audience::All),
-                To::Topic(topic) | To::TopicOthers(topic, _) => Some(Audience::Topic(topic.into())),
-                To::List(_) | To::Filter(_) => None,
-            };
-            if let Some(audience) = audience {
-                backplane.forward(audience, msg);
-            }
-        }
-        delivery
-    }
-
-    /// Delivers a message that came from a backplane: to every session (`topic` is
-    /// `None`) or to a topic's subscribers, here only.
-    pub(crate) fn deliver_local(&self, topic: Option<&str>, msg: &Prepared) -> Delivery {
-        match topic {
-            None => self.fan_local(msg, &To::All),
-            Some(topic) => self.fan_local(msg, &To::Topic(topic)),
-        }
-    }
-
-    fn fan_local(&self, msg: &Prepared, to: &To<'_, R>) -> Delivery {
-        let now = self.shared.rt.now();
-        let mut total = Delivery::default();
-        let mut lists: HashMap<usize, Vec<SessionId>> = HashMap::new();
-        if let To::List(sessions) = to {
-            for s in sessions.iter() {
-                lists
-                    .entry(s.key().shard as usize)
-                    .or_default()
-                    .push(s.key().id);
-            }
-        }
-        for (index, shard) in self.shared.shards.iter().enumerate() {
-            let shard_id = index as u32;
-            let delivery = shard.with(&self.shared.clock, |hub| match to {
-                To::All => hub.broadcast(now, msg, Target::All),
-                To::Others(s) if s.key().shard == shard_id => {
-                    hub.broadcast(now, msg, Target::AllExcept(s.key().id))
-                }
-                To::Others(_) => hub.broadcast(now, msg, Target::All),
-                To::List(_) => match lists.get(&index) {
-                    Some(ids) => hub.broadcast(now, msg, Target::List(ids)),
-                    None => Delivery::default(),
-                },
-                To::Filter(keep) => {
-                    let pred = |view: &melody_core::SessionView<'_, Slot>| {
-                        keep(&SessionRef {
-                            view,
-                            shard: shard_id,
-                        })
-                    };
-                    hub.broadcast(now, msg, Target::Filter(&pred))
-                }
-                To::Topic(topic) => hub.broadcast(now, msg, Target::Topic(topic)),
-                To::TopicOthers(topic, s) if s.key().shard == shard_id => {
-                    hub.broadcast(now, msg, Target::TopicExcept(topic, s.key().id))
-                }
-                To::TopicOthers(topic, _) => hub.broadcast(now, msg, Target::Topic(topic)),
-            });
-            total.merge(delivery);
-        }
-        total
+    fn fan(&self, msg: &Prepared, to: Recipients<'_, R>) -> Delivery {
+        fanout::fan(&self.shared, msg, to)
     }
 
     /// Sends a text message to every session (olahol/melody's `Broadcast`).
     pub fn broadcast(&self, text: &str) -> Delivery {
-        self.fan(&Prepared::text(text), To::All)
+        self.fan(&Prepared::text(text), Recipients::All)
     }
 
     /// Sends a binary message to every session (`BroadcastBinary`).
     pub fn broadcast_binary(&self, data: &[u8]) -> Delivery {
-        self.fan(&Prepared::binary(data), To::All)
+        self.fan(&Prepared::binary(data), Recipients::All)
     }
 
     /// Sends an encoded message to every session.
     pub fn broadcast_prepared(&self, msg: &Prepared) -> Delivery {
-        self.fan(msg, To::All)
+        self.fan(msg, Recipients::All)
     }
 
     /// Sends to every session but `except` (`BroadcastOthers`).
     pub fn broadcast_others(&self, text: &str, except: &Session<R>) -> Delivery {
-        self.fan(&Prepared::text(text), To::Others(except))
+        self.fan(&Prepared::text(text), Recipients::Others(except))
     }
 
     /// Binary twin of [`Melody::broadcast_others`] (`BroadcastBinaryOthers`).
     pub fn broadcast_binary_others(&self, data: &[u8], except: &Session<R>) -> Delivery {
-        self.fan(&Prepared::binary(data), To::Others(except))
+        self.fan(&Prepared::binary(data), Recipients::Others(except))
     }
 
     /// Sends to the listed sessions (`BroadcastMultiple`).
     pub fn broadcast_multiple(&self, text: &str, sessions: &[Session<R>]) -> Delivery {
-        self.fan(&Prepared::text(text), To::List(sessions))
+        self.fan(&Prepared::text(text), Recipients::List(sessions))
     }
 
     /// Binary twin of [`Melody::broadcast_multiple`].
     pub fn broadcast_binary_multiple(&self, data: &[u8], sessions: &[Session<R>]) -> Delivery {
-        self.fan(&Prepared::binary(data), To::List(sessions))
+        self.fan(&Prepared::binary(data), Recipients::List(sessions))
     }
 
     /// Sends to the sessions for which `keep` holds (`BroadcastFilter`). The filter runs
@@ -367,7 +291,7 @@ impl<R: Runtime> Melody<R> {
         text: &str,
         keep: impl Fn(&SessionRef<'_>) -> bool + Sync,
     ) -> Delivery {
-        self.fan(&Prepared::text(text), To::Filter(&keep))
+        self.fan(&Prepared::text(text), Recipients::Filter(&keep))
     }
 
     /// Binary twin of [`Melody::broadcast_filter`] (`BroadcastBinaryFilter`).
@@ -376,41 +300,43 @@ impl<R: Runtime> Melody<R> {
         data: &[u8],
         keep: impl Fn(&SessionRef<'_>) -> bool + Sync,
     ) -> Delivery {
-        self.fan(&Prepared::binary(data), To::Filter(&keep))
+        self.fan(&Prepared::binary(data), Recipients::Filter(&keep))
     }
 
     /// Sends a text message to the subscribers of `topic`.
     pub fn publish(&self, topic: &str, text: &str) -> Delivery {
-        self.fan(&Prepared::text(text), To::Topic(topic))
+        self.fan(&Prepared::text(text), Recipients::Topic(topic))
     }
 
     /// Sends a binary message to the subscribers of `topic`.
     pub fn publish_binary(&self, topic: &str, data: &[u8]) -> Delivery {
-        self.fan(&Prepared::binary(data), To::Topic(topic))
+        self.fan(&Prepared::binary(data), Recipients::Topic(topic))
     }
 
     /// Sends an encoded message to the subscribers of `topic`.
     pub fn publish_prepared(&self, topic: &str, msg: &Prepared) -> Delivery {
-        self.fan(msg, To::Topic(topic))
+        self.fan(msg, Recipients::Topic(topic))
     }
 
     /// Sends to the subscribers of `topic` but `except` (typically the publisher).
     pub fn publish_others(&self, topic: &str, text: &str, except: &Session<R>) -> Delivery {
-        self.fan(&Prepared::text(text), To::TopicOthers(topic, except))
+        self.fan(
+            &Prepared::text(text),
+            Recipients::TopicOthers(topic, except),
+        )
     }
 
     /// Binary twin of [`Melody::publish_others`].
     pub fn publish_binary_others(&self, topic: &str, data: &[u8], except: &Session<R>) -> Delivery {
-        self.fan(&Prepared::binary(data), To::TopicOthers(topic, except))
+        self.fan(
+            &Prepared::binary(data),
+            Recipients::TopicOthers(topic, except),
+        )
     }
 
     /// How many sessions are subscribed to `topic`.
     pub fn subscriber_count(&self, topic: &str) -> usize {
-        self.shared
-            .shards
-            .iter()
-            .map(|s| s.read(|hub| hub.subscriber_count(topic)))
-            .sum()
+        fanout::subscriber_count(&self.shared, topic)
     }
 
     // ---- inspection and closing --------------------------------------------------------
@@ -448,7 +374,7 @@ impl<R: Runtime> Melody<R> {
     /// count, unlike in [`Melody::len`]. With no client left it returns to 0; a count
     /// that stays above is a leaked task. (The clock task, one per instance, is apart.)
     pub fn connection_tasks(&self) -> usize {
-        self.shared.connections.load(Ordering::Acquire)
+        self.shared.lifecycle.connections()
     }
 
     /// Timer-wheel entries of every shard, stale ones included (see
@@ -468,9 +394,9 @@ impl<R: Runtime> Melody<R> {
     }
 
     /// Resolves once `close` or `shutdown` is called: for accept loops to stop.
-    pub fn closed(&self) -> Closed<R> {
+    pub fn closed(&self) -> Closed {
         Closed {
-            shared: self.shared.clone(),
+            lifecycle: self.shared.lifecycle.clone(),
         }
     }
 
@@ -483,8 +409,7 @@ impl<R: Runtime> Melody<R> {
     /// Stops serving and closes every session with `code` and `reason`
     /// (olahol/melody's `CloseWithMsg`).
     pub fn close_with(&self, code: impl Into<CloseCode>, reason: &str) -> usize {
-        self.shared.closed.store(true, Ordering::Release);
-        self.shared.waiters.wake_all();
+        self.shared.lifecycle.close();
         let code = code.into();
         let now = self.shared.rt.now();
         self.shared
@@ -503,7 +428,7 @@ impl<R: Runtime> Melody<R> {
         let deadline = self.shared.rt.now() + grace;
         let sleep = self.shared.rt.sleep_until(deadline);
         let idle = IdleOrDeadline {
-            shared: self.shared.clone(),
+            lifecycle: self.shared.lifecycle.clone(),
             deadline: sleep,
         }
         .await;
@@ -535,16 +460,23 @@ impl<R: Runtime> Melody<R> {
             .rt
             .sleep_until(self.shared.rt.now() + Duration::from_millis(200));
         let _ = IdleOrDeadline {
-            shared: self.shared.clone(),
+            lifecycle: self.shared.lifecycle.clone(),
             deadline: settle,
         }
         .await;
         report
     }
 
+    /// How often any shard's lock was taken since the instance was made (feature
+    /// `lock-stats`): divided by deliveries, the driver's locking cost per message.
+    #[cfg(feature = "lock-stats")]
+    pub fn shard_lock_acquisitions(&self) -> u64 {
+        self.shared.shards.iter().map(|s| s.acquisitions()).sum()
+    }
+
     /// Counters summed over shards.
-    pub fn stats(&self) -> melody_core::HubStats {
-        let mut total = melody_core::HubStats::default();
+    pub fn stats(&self) -> HubStats {
+        let mut total = HubStats::default();
         for shard in self.shared.shards.iter() {
             let s = shard.read(|hub| hub.stats());
             total.opened += s.opened;

@@ -7,7 +7,8 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
 
-use crate::{Melody, Runtime, Transport};
+use crate::melody::Melody;
+use crate::runtime::{Runtime, Transport};
 use melody_core::ConnectionInfo;
 
 /// How long accepting pauses when the process is out of file descriptors or memory,

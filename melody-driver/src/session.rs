@@ -4,38 +4,15 @@ use std::any::Any;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use crate::shared::Shared;
-use crate::Runtime;
 use melody_core::{
-    CloseCode, Delivery, Keys, Prepared, Request, RequestHead, SessionId, SessionState,
-    SessionStats,
+    CloseCode, Delivery, Hub, Keys, Prepared, Request, SessionId, SessionState, SessionStats,
 };
 
-/// A session's identity across the shards of a [`Melody`](crate::Melody).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionKey {
-    pub(crate) shard: u32,
-    pub(crate) id: SessionId,
-}
-
-impl fmt::Display for SessionKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.shard, self.id)
-    }
-}
-
-/// What never changes for a session: shared by its handles without locking.
-pub(crate) struct Info {
-    pub(crate) key: SessionKey,
-    pub(crate) request: RequestHead,
-    pub(crate) remote_addr: Option<SocketAddr>,
-    pub(crate) local_addr: Option<SocketAddr>,
-    pub(crate) protocol: Option<String>,
-    /// The counters at the end, kept once the hub has released the session.
-    pub(crate) last_stats: OnceLock<SessionStats>,
-}
+use crate::runtime::Runtime;
+use crate::shared::Shared;
+use crate::slot::{Info, SessionKey, Slot};
 
 /// A connected WebSocket session (olahol/melody's `*Session`). Cheap to clone; every
 /// clone names the same session. Methods that change the session lock its shard
@@ -79,10 +56,7 @@ impl<R: Runtime> fmt::Debug for Session<R> {
 }
 
 impl<R: Runtime> Session<R> {
-    fn with<T>(
-        &self,
-        op: impl FnOnce(&mut melody_core::Hub<crate::shard::Slot>, SessionId) -> T,
-    ) -> T {
+    fn with<T>(&self, op: impl FnOnce(&mut Hub<Slot>, SessionId) -> T) -> T {
         let shared = &self.shared;
         let id = self.info.key.id;
         shared.shards[self.info.key.shard as usize].with(&shared.clock, |hub| op(hub, id))
@@ -140,6 +114,19 @@ impl<R: Runtime> Session<R> {
     /// `Get`, typed).
     pub fn get<T: Any + Clone>(&self, key: &str) -> Option<T> {
         self.with_keys(|keys| keys.get::<T>(key).cloned())
+    }
+
+    /// A clone of the value under `key` (olahol/melody's `MustGet`).
+    ///
+    /// # Panics
+    ///
+    /// If there is no value of type `T` under `key`; the message names the key and the
+    /// type. Use [`Session::get`] where the value may be missing.
+    pub fn must_get<T: Any + Clone>(&self, key: &str) -> T {
+        match self.get::<T>(key) {
+            Some(value) => value,
+            None => missing_key::<T>(key),
+        }
     }
 
     /// Removes the value under `key` (olahol/melody's `UnSet`); whether there was one.
@@ -212,4 +199,13 @@ impl<R: Runtime> Session<R> {
             .or_else(|| self.info.last_stats.get().copied())
             .unwrap_or_default()
     }
+}
+
+#[cold]
+#[track_caller]
+fn missing_key<T>(key: &str) -> ! {
+    panic!(
+        "Session::must_get: no value of type {} under key {key:?}",
+        std::any::type_name::<T>()
+    )
 }

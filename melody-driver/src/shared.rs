@@ -1,13 +1,18 @@
 //! State shared by a `Melody`, its sessions, its connection tasks and its clock.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Instant;
 
-use crate::backplane::Attached;
-use crate::handlers::Handlers;
-use crate::shard::{ClockSignal, Shard, Slot, Waiters};
-use crate::Runtime;
 use melody_core::{Config, ConfigError, Hub};
+
+use crate::clock::{ClockSignal, Timed};
+use crate::handlers::Handlers;
+use crate::link::Attached;
+use crate::runtime::Runtime;
+use crate::shard::Shard;
+use crate::slot::Slot;
+use crate::wait::Lifecycle;
 
 pub(crate) struct Shared<R: Runtime> {
     pub(crate) rt: R,
@@ -17,14 +22,8 @@ pub(crate) struct Shared<R: Runtime> {
     handlers: RwLock<Arc<Handlers<R>>>,
     /// Open sessions across shards (the session cap applies to it).
     pub(crate) open: Arc<AtomicUsize>,
-    /// Connection tasks still running.
-    pub(crate) connections: AtomicUsize,
     pub(crate) clock: ClockSignal,
-    pub(crate) clock_started: AtomicBool,
-    /// Set by `close`/`shutdown`: no new connection is served.
-    pub(crate) closed: AtomicBool,
-    /// Woken when `closed` is set, and when the last connection ends.
-    pub(crate) waiters: Waiters,
+    pub(crate) lifecycle: Arc<Lifecycle>,
     /// Set once by `attach_backplane`: broadcasts and publishes are also forwarded there.
     pub(crate) backplane: OnceLock<Attached>,
 }
@@ -38,6 +37,8 @@ impl<R: Runtime> Shared<R> {
             .map(|_| {
                 let mut hub: Hub<Slot> = Hub::new(config.clone(), now)?;
                 hub.share_session_count(open.clone());
+                // `Sent` events only while a handler wants them (see `update_handlers`).
+                hub.set_sent_events(false);
                 Ok(Shard::new(hub))
             })
             .collect::<Result<Vec<_>, ConfigError>>()?
@@ -50,10 +51,7 @@ impl<R: Runtime> Shared<R> {
             next_shard: AtomicUsize::new(0),
             handlers: RwLock::new(Arc::new(Handlers::default())),
             open,
-            connections: AtomicUsize::new(0),
-            clock_started: AtomicBool::new(false),
-            closed: AtomicBool::new(false),
-            waiters: Waiters::default(),
+            lifecycle: Arc::default(),
             backplane: OnceLock::new(),
         })
     }
@@ -70,6 +68,8 @@ impl<R: Runtime> Shared<R> {
         }
     }
 
+    /// Changes the handlers; `Sent` events are produced exactly while an `on_sent`
+    /// handler is registered.
     pub(crate) fn update_handlers(&self, update: impl FnOnce(&mut Handlers<R>)) {
         let mut guard = match self.handlers.write() {
             Ok(g) => g,
@@ -86,13 +86,28 @@ impl<R: Runtime> Shared<R> {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.lifecycle.is_closed()
+    }
+}
+
+impl<R: Runtime> Timed for Shared<R> {
+    type Rt = R;
+
+    fn runtime(&self) -> &R {
+        &self.rt
     }
 
-    /// A connection task ended.
-    pub(crate) fn connection_done(&self) {
-        if self.connections.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.waiters.wake_all();
+    fn clock(&self) -> &ClockSignal {
+        &self.clock
+    }
+
+    fn fire(&self, now: Instant) {
+        for shard in self.shards.iter() {
+            shard.with(&self.clock, |hub| hub.handle_timeout(now));
         }
+    }
+
+    fn wound_down(&self) -> bool {
+        self.lifecycle.is_closed() && self.lifecycle.connections() == 0
     }
 }

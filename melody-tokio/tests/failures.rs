@@ -150,10 +150,8 @@ fn a_full_outbox_counts_and_reports_its_drops() {
         *d.lock().unwrap() = Some(total);
     });
     let r = reported.clone();
-    m.on_error(move |_, err| {
-        if let Error::Dropped(n) = err {
-            r.fetch_add(*n, Ordering::Relaxed);
-        }
+    m.on_dropped(move |_, n| {
+        r.fetch_add(n, Ordering::Relaxed);
     });
 
     let mut client = server.connect("/?full");
@@ -171,7 +169,7 @@ fn a_full_outbox_counts_and_reports_its_drops() {
             ..Delivery::default()
         }
     );
-    wait_until("on_error to report 7 drops", || {
+    wait_until("on_dropped to report 7 drops", || {
         reported.load(Ordering::Relaxed) == 7
     });
 

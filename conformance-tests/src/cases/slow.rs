@@ -68,19 +68,19 @@ fn strictly_increasing(got: &[u32]) -> bool {
     got.windows(2).all(|w| w[0] < w[1])
 }
 
-/// The sum of the `Error::Dropped` counts reported to `on_error` for a session.
+/// The sum of the counts reported to `on_dropped` for a session.
 fn reported_drops(rec: &Recorder, remote: std::net::SocketAddr) -> u64 {
     rec.of(remote)
         .iter()
         .map(|c| match c {
-            Call::Error(Error::Dropped(n)) => *n,
+            Call::Dropped(n) => *n,
             _ => 0,
         })
         .sum()
 }
 
 /// Checks received + dropped == sent for one session, by every report the API gives:
-/// `Session::stats`, and the `on_error(Error::Dropped)` counts.
+/// `Session::stats`, and the `on_dropped` counts.
 fn check_accounting<R: Runtime>(
     rec: &Recorder,
     session: &Session<R>,
@@ -199,7 +199,7 @@ pub fn slow_consumer_does_not_slow_fast_clients<B: Backend>() {
 
 /// One client stops reading while 1024 × 16 KiB are broadcast into a 16-message
 /// outbox under `policy`; once it reads again, what it received plus what the API
-/// reported as dropped (`Delivery`, `Session::stats`, `on_error(Error::Dropped)`,
+/// reported as dropped (`Delivery`, `Session::stats`, `on_dropped`,
 /// `HubStats`) equals what was sent, exactly.
 fn drops_are_counted<B: Backend>(policy: DropPolicy) -> (Vec<u32>, Vec<Delivery>) {
     let rec = Recorder::new();

@@ -1,10 +1,9 @@
 //! One connection as a driver sees it: the buffers it was handed and has not written
 //! yet, and the events it took, each checked against the order the hub promises.
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
-use melody_core::{Bytes, Config, Event, Hub, Keys, SessionError, SessionId, Transmit};
+use melody_core::{Batch, Config, Event, Hub, Keys, SessionError, SessionId, Transmit};
 
 /// Unsent control frames an outbox may hold: the handshake answer or a ping (a ping is
 /// only queued when the control lane is empty) and one more for a frame tungstenite
@@ -19,9 +18,7 @@ pub const MAX_PENDING_PONGS: usize = 16;
 pub struct Conn {
     pub id: SessionId,
     /// Buffers handed out by `poll_transmit` and not yet fully reported written.
-    pending: VecDeque<Bytes>,
-    /// Bytes of the first pending buffer already written.
-    front_written: usize,
+    batch: Batch,
     /// Every byte reported written, in order (what the peer received).
     pub written: Vec<u8>,
     /// Every event taken, in order.
@@ -51,8 +48,7 @@ impl Conn {
     pub fn new(id: SessionId) -> Self {
         Conn {
             id,
-            pending: VecDeque::new(),
-            front_written: 0,
+            batch: Batch::new(),
             written: Vec::new(),
             events: Vec::new(),
             connected: false,
@@ -69,12 +65,12 @@ impl Conn {
 
     /// Whether a batch handed out earlier is still being written.
     pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
+        !self.batch.is_empty()
     }
 
     /// Bytes handed out and not yet written.
     pub fn pending_bytes(&self) -> usize {
-        self.pending.iter().map(Bytes::len).sum::<usize>() - self.front_written
+        self.batch.unwritten_bytes()
     }
 
     /// Takes every queued event, checking each against what came before it.
@@ -164,12 +160,16 @@ impl Conn {
         if self.has_pending() && !even_if_pending {
             return None;
         }
-        let mut out = Vec::new();
-        let transmit = hub.poll_transmit(self.id, now, &mut out);
+        let held = self.batch.len();
+        let transmit = hub.poll_transmit(self.id, now, &mut self.batch);
         match transmit {
+            Transmit::Write(0) => {
+                assert!(held > 0, "Write(0) with an empty batch");
+                assert_eq!(self.batch.len(), held, "Write(0) changed the batch");
+            }
             Transmit::Write(n) => {
-                assert_eq!(n, out.len(), "Write(n) must count the buffers handed out");
-                assert!(n > 0, "Write(0)");
+                assert_eq!(held, 0, "buffers added to a batch still being written");
+                assert_eq!(n, self.batch.len(), "Write(n) must count the buffers handed out");
                 let bound = MAX_CONTROL_FRAMES + MAX_PENDING_PONGS + config.message_buffer_size + 1;
                 assert!(
                     n <= bound,
@@ -177,14 +177,12 @@ impl Conn {
                 );
                 assert!(!self.released, "a released id handed out bytes");
             }
-            Transmit::Idle | Transmit::Finished => {
-                assert!(out.is_empty(), "{transmit:?} with buffers appended")
-            }
+            Transmit::Idle => assert_eq!(held, 0, "Idle while the batch holds bytes"),
+            Transmit::Finished => assert!(self.batch.is_empty(), "Finished left bytes to write"),
         }
         if self.released {
             assert_eq!(transmit, Transmit::Finished, "a released id is Finished");
         }
-        self.pending.extend(out);
         Some(transmit)
     }
 
@@ -196,37 +194,38 @@ impl Conn {
             self.drop_pending();
             return 0;
         }
-        let mut left = n.min(self.pending_bytes());
-        let total = left;
-        while left > 0 {
-            let Some(front) = self.pending.front() else {
-                break;
-            };
-            let take = (front.len() - self.front_written).min(left);
-            self.written
-                .extend_from_slice(&front[self.front_written..self.front_written + take]);
-            self.front_written += take;
+        let before = self.pending_bytes();
+        let total = n.min(before);
+        let mut left = total;
+        for chunk in self.batch.iter() {
+            let take = chunk.len().min(left);
+            self.written.extend_from_slice(&chunk[..take]);
             left -= take;
-            if self.front_written == front.len() {
-                self.pending.pop_front();
-                self.front_written = 0;
+            if left == 0 {
+                break;
             }
         }
         if total > 0 {
-            let result = hub.on_transmitted(self.id, now, total);
+            let result = hub.handle_transmitted(self.id, now, total, &mut self.batch);
             assert_eq!(
                 result.is_err(),
                 self.released,
-                "on_transmitted on {:?}",
+                "handle_transmitted on {:?}",
                 self.id
             );
+            if result.is_ok() {
+                assert_eq!(
+                    self.pending_bytes(),
+                    before - total,
+                    "the written bytes leave the batch"
+                );
+            }
         }
         total
     }
 
     /// Forgets what was handed out (a transport that failed or was closed).
     pub fn drop_pending(&mut self) {
-        self.pending.clear();
-        self.front_written = 0;
+        self.batch = Batch::new();
     }
 }

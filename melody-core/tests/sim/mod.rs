@@ -13,7 +13,7 @@ use std::io::{self, Read, Write};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use melody_core::{Bytes, Config, ConnectionInfo, Event, Hub, Keys, SessionId, Transmit};
+use melody_core::{Batch, Config, ConnectionInfo, Event, Hub, Keys, SessionId, Transmit};
 use tungstenite::protocol::Role;
 use tungstenite::{Message, WebSocket};
 
@@ -82,8 +82,7 @@ pub struct Peer {
     pub kind: Option<PeerKind>,
     pub reading: Reading,
     /// Buffers handed out by `poll_transmit`, not yet taken by the peer's transport.
-    pending: VecDeque<Bytes>,
-    pending_offset: usize,
+    batch: Batch,
     /// Every event the hub reported for this session, in order.
     pub events: Vec<Event>,
     /// Messages the client read, in order (client peers only).
@@ -107,8 +106,7 @@ impl Peer {
             server_closed: Rc::new(RefCell::new(false)),
             kind: None,
             reading: Reading::All,
-            pending: VecDeque::new(),
-            pending_offset: 0,
+            batch: Batch::new(),
             events: Vec::new(),
             messages: Vec::new(),
             released: false,
@@ -177,7 +175,6 @@ pub struct Sim {
     pub app: Option<App>,
     /// Release finished sessions automatically after their `Disconnect`.
     pub auto_release: bool,
-    out: Vec<Bytes>,
 }
 
 pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -201,7 +198,6 @@ impl Sim {
             peers: HashMap::new(),
             app: None,
             auto_release: true,
-            out: Vec::new(),
         }
     }
 
@@ -336,12 +332,11 @@ impl Sim {
                 return;
             }
         }
-        self.out.clear();
-        match self.hub.poll_transmit(id, now, &mut self.out) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        match self.hub.poll_transmit(id, now, &mut peer.batch) {
             Transmit::Write(_) => {
-                if let Some(peer) = self.peers.get_mut(&id) {
-                    peer.pending.extend(self.out.drain(..));
-                }
                 self.flush_pending(id);
             }
             Transmit::Finished | Transmit::Idle => {}
@@ -353,31 +348,29 @@ impl Sim {
         let Some(peer) = self.peers.get_mut(&id) else {
             return false;
         };
+        let room = match peer.reading {
+            Reading::All => usize::MAX,
+            Reading::Window(w) => w.saturating_sub(peer.from_server.borrow().len()),
+            Reading::Stalled => 0,
+        };
         let mut written = 0;
-        loop {
-            let room = match peer.reading {
-                Reading::All => usize::MAX,
-                Reading::Window(w) => w.saturating_sub(peer.from_server.borrow().len()),
-                Reading::Stalled => 0,
-            };
-            let Some(front) = peer.pending.front() else {
-                break;
-            };
-            if room == 0 {
-                break;
-            }
-            let chunk = &front[peer.pending_offset..];
-            let n = chunk.len().min(room);
+        for chunk in peer.batch.iter() {
+            let n = chunk.len().min(room - written);
             peer.from_server.borrow_mut().extend(&chunk[..n]);
             written += n;
-            peer.pending_offset += n;
-            if peer.pending_offset == front.len() {
-                peer.pending.pop_front();
-                peer.pending_offset = 0;
+            if written == room {
+                break;
             }
         }
-        if written > 0 && !peer.released {
-            let _ = self.hub.on_transmitted(id, self.now, written);
+        if written > 0 {
+            if peer.released {
+                // A released id takes no reports: the driver lets the buffers go.
+                peer.batch = Batch::new();
+            } else {
+                let _ = self
+                    .hub
+                    .handle_transmitted(id, self.now, written, &mut peer.batch);
+            }
         }
         written > 0
     }
@@ -536,7 +529,7 @@ pub enum Step {
     /// `poll_event` returned this event.
     Event(Event),
     /// `poll_transmit` handed out these bytes (all buffers joined), which were then
-    /// written in full and reported with `on_transmitted`.
+    /// written in full and reported with `handle_transmitted`.
     Write(Vec<u8>),
     /// `poll_transmit` answered `Transmit::Finished`.
     Finished,
@@ -553,12 +546,13 @@ pub fn drive(hub: &mut Hub<Keys>, id: SessionId, now: Instant) -> Vec<Step> {
             steps.push(Step::Event(event));
             progress = true;
         }
-        let mut out = Vec::new();
-        match hub.poll_transmit(id, now, &mut out) {
+        let mut batch = Batch::new();
+        match hub.poll_transmit(id, now, &mut batch) {
             Transmit::Write(n) => {
-                assert_eq!(n, out.len(), "Write(n) must count the buffers handed out");
-                let bytes: Vec<u8> = out.iter().flat_map(|b| b.iter().copied()).collect();
-                let _ = hub.on_transmitted(id, now, bytes.len());
+                assert_eq!(n, batch.len(), "Write(n) must count the buffers handed out");
+                let bytes: Vec<u8> = batch.iter().flatten().copied().collect();
+                let _ = hub.handle_transmitted(id, now, bytes.len(), &mut batch);
+                assert!(batch.is_empty(), "every written byte leaves the batch");
                 steps.push(Step::Write(bytes));
             }
             Transmit::Finished => {

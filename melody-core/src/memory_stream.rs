@@ -1,4 +1,5 @@
-//! The in-memory stream tungstenite reads from and writes to.
+//! The in-memory stream tungstenite reads from and writes to: a session's
+//! `WebSocketContext` is driven over it, never over a socket.
 //!
 //! Reads come from the input slice and end in `WouldBlock`, never `Ok(0)`: tungstenite
 //! takes `Ok(0)` for the peer closing the connection. Writes (tungstenite's automatic
@@ -6,18 +7,18 @@
 
 use std::io::{self, Read, Write};
 
-pub(crate) struct View<'a> {
+pub(crate) struct MemoryStream<'a> {
     input: &'a [u8],
     written: &'a mut Vec<u8>,
 }
 
-impl<'a> View<'a> {
+impl<'a> MemoryStream<'a> {
     pub(crate) fn new(input: &'a [u8], written: &'a mut Vec<u8>) -> Self {
-        View { input, written }
+        MemoryStream { input, written }
     }
 }
 
-impl Read for View<'_> {
+impl Read for MemoryStream<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.input.is_empty() {
             return Err(io::ErrorKind::WouldBlock.into());
@@ -29,7 +30,7 @@ impl Read for View<'_> {
     }
 }
 
-impl Write for View<'_> {
+impl Write for MemoryStream<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.written.extend_from_slice(buf);
         Ok(buf.len())
