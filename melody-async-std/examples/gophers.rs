@@ -5,20 +5,20 @@
 //! other. `--addr HOST:PORT` picks another address (default 127.0.0.1:5001).
 //!
 //! Any plain GET gets the page (`Config::http_page`); its socket is `/ws`. The
-//! handlers, their three-line protocol and the page are melody-tokio's
-//! (`melody-tokio/examples/shared`), shared by every adapter's examples.
-
-#[path = "../../melody-tokio/examples/shared/mod.rs"]
-mod shared;
+//! handlers, their three-line protocol and the page come from the workspace's
+//! `examples-support` crate, shared by every adapter's examples.
 
 use async_std::net::TcpListener;
 use melody_async_std::{Config, Melody};
 
 #[async_std::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let listener = TcpListener::bind(shared::addr("127.0.0.1:5001")).await?;
-    let gophers = Melody::with_config(shared::with_page(Config::default(), shared::GOPHERS_PAGE))?;
-    shared::gophers(&gophers);
+    let listener = TcpListener::bind(examples_support::addr("127.0.0.1:5001")).await?;
+    let gophers = Melody::with_config(examples_support::with_page(
+        Config::default(),
+        examples_support::GOPHERS_PAGE,
+    ))?;
+    examples_support::gophers(&gophers);
     println!(
         "gophers: open http://{}/ in two browser windows",
         listener.local_addr()?

@@ -13,28 +13,25 @@
 //! For Autobahn's fuzzingclient: `--max-message-size 16777216 --buffer-size 1024`, and
 //! `ws://HOST:PORT/echo`. Ctrl-C shuts down gracefully and prints what shutdown did.
 //! The flags and handlers are shared with every adapter's `server`
-//! (`melody-tokio/examples/shared`).
-
-#[path = "../../melody-tokio/examples/shared/mod.rs"]
-mod shared;
+//! (the workspace's `examples-support` crate).
 
 use std::process::ExitCode;
 
 use async_signal::{Signal, Signals};
 use async_std::stream::StreamExt;
+use examples_support::ServerOptions;
 use melody_async_std::AsyncStdRuntime;
-use shared::ServerOptions;
 
 const THREADS: &str = "async-std executor threads (ASYNC_STD_THREAD_COUNT; one per core)";
 
 fn main() -> ExitCode {
-    match shared::server_options(THREADS) {
+    match examples_support::server_options(THREADS) {
         Ok(options) => {
             if let Some(n) = options.threads {
                 // Before async-std starts: nothing has run on it yet.
                 std::env::set_var("ASYNC_STD_THREAD_COUNT", n.to_string());
             }
-            shared::exit_code(async_std::task::block_on(run(options)))
+            examples_support::exit_code(async_std::task::block_on(run(options)))
         }
         Err(code) => code,
     }
@@ -42,12 +39,12 @@ fn main() -> ExitCode {
 
 async fn run(options: ServerOptions) -> Result<(), Box<dyn std::error::Error>> {
     let listener = async_std::net::TcpListener::bind(&options.addr).await?;
-    let melody = shared::server(AsyncStdRuntime, &options)?;
+    let melody = examples_support::server(AsyncStdRuntime, &options)?;
     println!("server: listening on {}", listener.local_addr()?);
     let mut signals = Signals::new([Signal::Int])?;
     let serve = melody_async_std::serve(&melody, listener);
     let interrupt = async {
         signals.next().await;
     };
-    Ok(shared::serve_until_interrupted(&melody, serve, interrupt).await?)
+    Ok(examples_support::serve_until_interrupted(&melody, serve, interrupt).await?)
 }

@@ -7,20 +7,20 @@
 //! Any plain GET gets the page (`Config::http_page`). On `/room/NAME` the page opens
 //! its socket at `/room/NAME/ws`, and `on_connect` reads the room from that path:
 //! the session subscribes to topic `NAME` (any other path: `lobby`), and each message
-//! it sends is published there. The handlers and the page are melody-tokio's
-//! (`melody-tokio/examples/shared`), shared by every adapter's examples.
-
-#[path = "../../melody-tokio/examples/shared/mod.rs"]
-mod shared;
+//! it sends is published there. The handlers and the page come from
+//! the workspace's `examples-support` crate, shared by every adapter's examples.
 
 use async_std::net::TcpListener;
 use melody_async_std::{Config, Melody};
 
 #[async_std::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let listener = TcpListener::bind(shared::addr("127.0.0.1:5003")).await?;
-    let rooms = Melody::with_config(shared::with_page(Config::default(), shared::TOPICS_PAGE))?;
-    shared::topics(&rooms);
+    let listener = TcpListener::bind(examples_support::addr("127.0.0.1:5003")).await?;
+    let rooms = Melody::with_config(examples_support::with_page(
+        Config::default(),
+        examples_support::TOPICS_PAGE,
+    ))?;
+    examples_support::topics(&rooms);
     let at = listener.local_addr()?;
     println!("topics: open http://{at}/room/NAME for room NAME");
     Ok(melody_async_std::serve(&rooms, listener).await?)

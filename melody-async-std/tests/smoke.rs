@@ -1,8 +1,6 @@
 //! melody-async-std over real loopback sockets, with blocking tungstenite clients
-//! (melody-smol's test helpers, included by path): echo through `serve`, and a
-//! broadcast through `accept`.
+//! (`common`): echo through `serve`, and a broadcast through `accept`.
 
-#[path = "../../melody-smol/tests/common/mod.rs"]
 mod common;
 
 use async_std::net::TcpListener;

@@ -9,34 +9,25 @@
 //!
 //! Then open <http://127.0.0.1:5000/> and <http://127.0.0.1:5001/>: what one tab sends,
 //! both show. `--redis URL` (or `MELODY_REDIS_URL`) names another server (default
-//! `redis://127.0.0.1:6379/`). The page is the single-node chat example's.
+//! `redis://127.0.0.1:6379/`). The handler and the page are the single-node chat
+//! example's (from the workspace's `examples-support` crate).
 
 use std::time::Duration;
 
+use examples_support::{addr, chat, flag, with_page, CHAT_PAGE};
 use melody_redis::{RedisBackplane, RedisBackplaneConfig};
-use melody_tokio::{Bytes, Config, Melody};
-
-const CHAT_PAGE: &str = include_str!("../../melody-tokio/examples/assets/chat.html");
-
-/// The value after `flag` on the command line.
-fn flag(flag: &str) -> Option<String> {
-    std::env::args().skip_while(|a| a != flag).nth(1)
-}
+use melody_tokio::{Config, Melody};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr = flag("--addr").unwrap_or_else(|| "127.0.0.1:5000".to_owned());
+    let addr = addr("127.0.0.1:5000");
     let redis = flag("--redis")
         .or_else(|| std::env::var("MELODY_REDIS_URL").ok())
         .unwrap_or_else(|| "redis://127.0.0.1:6379/".to_owned());
 
-    let config = Config::default().http_page(Some(Bytes::from_static(CHAT_PAGE.as_bytes())));
-    let melody = Melody::with_config(config)?;
-    let room = melody.clone();
-    melody.on_message(move |_session, text| {
-        // Here and, through Redis, on every other node.
-        let _ = room.broadcast(text);
-    });
+    let melody = Melody::with_config(with_page(Config::default(), CHAT_PAGE))?;
+    // Its broadcast reaches the sessions here and, through Redis, on every other node.
+    chat(&melody);
 
     let backplane = RedisBackplane::new(RedisBackplaneConfig::new(&redis))?;
     let handle = backplane.handle();

@@ -4,20 +4,20 @@
 //! two browser tabs. `--addr HOST:PORT` picks another address (default 127.0.0.1:5000).
 //!
 //! One port serves both: a plain GET gets the page (`Config::http_page`), the page's
-//! WebSocket upgrade becomes a session. The handlers and the page are melody-tokio's
-//! (`melody-tokio/examples/shared`), shared by every adapter's examples.
-
-#[path = "../../melody-tokio/examples/shared/mod.rs"]
-mod shared;
+//! WebSocket upgrade becomes a session. The handlers and the page come from
+//! the workspace's `examples-support` crate, shared by every adapter's examples.
 
 use melody_smol::{Config, Melody};
 use smol::net::TcpListener;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let melody = Melody::with_config(shared::with_page(Config::default(), shared::CHAT_PAGE))?;
-    shared::chat(&melody);
+    let melody = Melody::with_config(examples_support::with_page(
+        Config::default(),
+        examples_support::CHAT_PAGE,
+    ))?;
+    examples_support::chat(&melody);
     smol::block_on(async {
-        let listener = TcpListener::bind(shared::addr("127.0.0.1:5000")).await?;
+        let listener = TcpListener::bind(examples_support::addr("127.0.0.1:5000")).await?;
         let url = format!("http://{}/", listener.local_addr()?);
         println!("chat: open {url} in two browser tabs");
         melody_smol::serve(&melody, listener).await

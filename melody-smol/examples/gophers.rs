@@ -5,21 +5,18 @@
 //! `--addr HOST:PORT` picks another address (default 127.0.0.1:5001).
 //!
 //! Any plain GET gets the page (`Config::http_page`); its socket is `/ws`. The
-//! handlers, their three-line protocol and the page are melody-tokio's
-//! (`melody-tokio/examples/shared`), shared by every adapter's examples.
-
-#[path = "../../melody-tokio/examples/shared/mod.rs"]
-mod shared;
+//! handlers, their three-line protocol and the page come from the workspace's
+//! `examples-support` crate, shared by every adapter's examples.
 
 use melody_smol::{Config, Melody};
 use smol::net::TcpListener;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let page = shared::with_page(Config::default(), shared::GOPHERS_PAGE);
+    let page = examples_support::with_page(Config::default(), examples_support::GOPHERS_PAGE);
     let melody = Melody::with_config(page)?;
-    shared::gophers(&melody);
+    examples_support::gophers(&melody);
     smol::block_on(async {
-        let listener = TcpListener::bind(shared::addr("127.0.0.1:5001")).await?;
+        let listener = TcpListener::bind(examples_support::addr("127.0.0.1:5001")).await?;
         let url = format!("http://{}/", listener.local_addr()?);
         println!("gophers: open {url} in two browser windows");
         melody_smol::serve(&melody, listener).await

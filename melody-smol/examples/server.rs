@@ -11,24 +11,21 @@
 //! For Autobahn's fuzzingclient: `--max-message-size 16777216 --buffer-size 1024`, and
 //! `ws://HOST:PORT/echo`. Ctrl-C shuts down gracefully and prints what shutdown did.
 //! The flags and handlers are shared with every adapter's `server`
-//! (`melody-tokio/examples/shared`).
-
-#[path = "../../melody-tokio/examples/shared/mod.rs"]
-mod shared;
+//! (the workspace's `examples-support` crate).
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use async_signal::{Signal, Signals};
+use examples_support::ServerOptions;
 use melody_smol::SmolRuntime;
-use shared::ServerOptions;
 use smol::stream::StreamExt;
 use smol::Executor;
 
 const THREADS: &str = "threads running the executor (one per core)";
 
 fn main() -> ExitCode {
-    let options = match shared::server_options(THREADS) {
+    let options = match examples_support::server_options(THREADS) {
         Ok(options) => options,
         Err(code) => return code,
     };
@@ -41,21 +38,25 @@ fn main() -> ExitCode {
         std::thread::spawn(move || smol::block_on(executor.run(smol::future::pending::<()>())));
     }
     let runtime = SmolRuntime::with_executor(executor.clone());
-    shared::exit_code(smol::block_on(executor.run(run(runtime, options))))
+    examples_support::exit_code(smol::block_on(executor.run(run(runtime, options))))
 }
 
 async fn run(
     runtime: SmolRuntime,
     options: ServerOptions,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let melody = shared::server(runtime, &options)?;
+    let melody = examples_support::server(runtime, &options)?;
     let listener = smol::net::TcpListener::bind(&options.addr).await?;
     println!("server: listening on {}", listener.local_addr()?);
     let mut signals = Signals::new([Signal::Int])?;
     let interrupt = async {
         signals.next().await;
     };
-    shared::serve_until_interrupted(&melody, melody_smol::serve(&melody, listener), interrupt)
-        .await?;
+    examples_support::serve_until_interrupted(
+        &melody,
+        melody_smol::serve(&melody, listener),
+        interrupt,
+    )
+    .await?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! A page and a WebSocket endpoint on one port with axum, keys attached at upgrade
 //! (olahol/melody's `HandleRequestWithKeys`): each session learns its name from the
-//! query string before `on_connect` runs.
+//! query string before `on_connect` runs. The page is the `chat` example's (from the
+//! workspace's `examples-support` crate).
 //!
 //! `cargo run -p melody-tokio --features axum --example axum`, then open
 //! `http://127.0.0.1:5002/?name=ada`.
@@ -26,10 +27,7 @@ async fn main() -> std::io::Result<()> {
     });
 
     let app = Router::new()
-        .route(
-            "/",
-            get(|| async { Html(include_str!("assets/chat.html")) }),
-        )
+        .route("/", get(|| async { Html(examples_support::CHAT_PAGE) }))
         .route("/ws", get(upgrade))
         .with_state(melody);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:5002").await?;

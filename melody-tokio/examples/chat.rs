@@ -6,17 +6,18 @@
 //! One port serves both: a plain GET gets the page (`Config::http_page`), the page's
 //! WebSocket upgrade becomes a session. For routing and a real site, see the `axum`
 //! example. The handlers and the page are shared with the other adapters' examples
-//! (`shared/mod.rs`).
-
-mod shared;
+//! (the workspace's `examples-support` crate).
 
 use melody_tokio::{Config, Melody};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr = shared::addr("127.0.0.1:5000");
-    let melody = Melody::with_config(shared::with_page(Config::default(), shared::CHAT_PAGE))?;
-    shared::chat(&melody);
+    let addr = examples_support::addr("127.0.0.1:5000");
+    let melody = Melody::with_config(examples_support::with_page(
+        Config::default(),
+        examples_support::CHAT_PAGE,
+    ))?;
+    examples_support::chat(&melody);
 
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!(

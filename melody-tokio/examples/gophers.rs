@@ -6,9 +6,7 @@
 //!
 //! An axum router serves the page at `/` and the socket at `/ws`. The handlers (and
 //! their three-line protocol) are shared with the other adapters' examples
-//! (`shared/mod.rs`).
-
-mod shared;
+//! (the workspace's `examples-support` crate).
 
 use axum::extract::{Request, State};
 use axum::response::{Html, Response};
@@ -18,12 +16,12 @@ use melody_tokio::Melody;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let addr = shared::addr("127.0.0.1:5001");
+    let addr = examples_support::addr("127.0.0.1:5001");
     let melody = Melody::new();
-    shared::gophers(&melody);
+    examples_support::gophers(&melody);
 
     let app = Router::new()
-        .route("/", get(|| async { Html(shared::GOPHERS_PAGE) }))
+        .route("/", get(|| async { Html(examples_support::GOPHERS_PAGE) }))
         .route("/ws", get(upgrade))
         .with_state(melody);
     let listener = tokio::net::TcpListener::bind(&addr).await?;

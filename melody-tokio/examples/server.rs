@@ -12,24 +12,22 @@
 //!
 //! It uses `melody_tokio::serve` directly, no HTTP framework, so that benchmarks
 //! measure melody itself. The flags and handlers are shared with the other adapters'
-//! `server` examples (`shared/mod.rs`).
+//! `server` examples (the workspace's `examples-support` crate).
 //!
 //! For Autobahn's fuzzingclient, allow its big messages:
 //! `--max-message-size 16777216 --buffer-size 1024`, and point it at `ws://HOST:PORT/echo`.
 //! Ctrl-C shuts down gracefully and prints what shutdown did.
 
-mod shared;
-
 use std::process::ExitCode;
 
+use examples_support::ServerOptions;
 use melody_tokio::TokioRuntime;
-use shared::ServerOptions;
 
 const THREADS: &str = "runtime worker threads; 1 runs tokio's current-thread\n\
                        runtime, as a benchmark pinned to one core wants (one per core)";
 
 fn main() -> ExitCode {
-    let options = match shared::server_options(THREADS) {
+    let options = match examples_support::server_options(THREADS) {
         Ok(options) => options,
         Err(code) => return code,
     };
@@ -46,19 +44,19 @@ fn main() -> ExitCode {
             .build(),
     };
     match runtime {
-        Ok(runtime) => shared::exit_code(runtime.block_on(run(options))),
-        Err(e) => shared::exit_code(Err(format!("cannot start the runtime: {e}").into())),
+        Ok(runtime) => examples_support::exit_code(runtime.block_on(run(options))),
+        Err(e) => examples_support::exit_code(Err(format!("cannot start the runtime: {e}").into())),
     }
 }
 
 async fn run(options: ServerOptions) -> Result<(), Box<dyn std::error::Error>> {
-    let melody = shared::server(TokioRuntime, &options)?;
+    let melody = examples_support::server(TokioRuntime, &options)?;
     let listener = tokio::net::TcpListener::bind(&options.addr).await?;
     println!("server: listening on {}", listener.local_addr()?);
     let interrupt = async {
         let _ = tokio::signal::ctrl_c().await;
     };
     let serve = melody_tokio::serve(&melody, listener);
-    shared::serve_until_interrupted(&melody, serve, interrupt).await?;
+    examples_support::serve_until_interrupted(&melody, serve, interrupt).await?;
     Ok(())
 }

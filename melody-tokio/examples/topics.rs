@@ -7,9 +7,7 @@
 //! An axum router serves the page at `/room/NAME`; its socket at `/room/NAME/ws`
 //! subscribes the session to topic `NAME`, and each message it sends is published to
 //! that topic. The handlers are shared with the other adapters' examples
-//! (`shared/mod.rs`).
-
-mod shared;
+//! (the workspace's `examples-support` crate).
 
 use axum::extract::{Request, State};
 use axum::response::{Html, Redirect, Response};
@@ -19,13 +17,16 @@ use melody_tokio::Melody;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let addr = shared::addr("127.0.0.1:5003");
+    let addr = examples_support::addr("127.0.0.1:5003");
     let melody = Melody::new();
-    shared::topics(&melody);
+    examples_support::topics(&melody);
 
     let app = Router::new()
         .route("/", get(|| async { Redirect::to("/room/lobby") }))
-        .route("/room/{name}", get(|| async { Html(shared::TOPICS_PAGE) }))
+        .route(
+            "/room/{name}",
+            get(|| async { Html(examples_support::TOPICS_PAGE) }),
+        )
         .route("/room/{name}/ws", get(upgrade))
         .with_state(melody);
     let listener = tokio::net::TcpListener::bind(&addr).await?;

@@ -1,7 +1,7 @@
-//! What the smoke tests of melody-smol and melody-async-std (which includes this file
-//! by path) share: the handlers each case installs, and its client side — blocking
-//! tungstenite clients that share no code with the adapters. Every read gives up after
-//! a few seconds.
+//! The smoke tests' handlers and client side: the handlers each case installs, and
+//! blocking tungstenite clients that share no code with the adapter. Every read gives
+//! up after a few seconds. melody-async-std's smoke tests have the same cases; each
+//! crate keeps its own copy so that it builds and tests on its own (`cargo package`).
 
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
