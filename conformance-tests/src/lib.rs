@@ -36,10 +36,10 @@
 //! ```no_run
 //! use std::future::Future;
 //! use std::io;
-//! use std::net::SocketAddr;
 //! use std::time::Duration;
 //!
 //! use conformance_tests::{conformance_suite, Backend, Upgrade};
+//! use melody_tokio::axum::ConnectionAddrs;
 //! use melody_tokio::{Config, Melody, TokioRuntime};
 //!
 //! pub struct TokioBackend {
@@ -91,7 +91,7 @@
 //!                 let app = axum::Router::new().fallback(handler);
 //!                 let closed = melody.closed();
 //!                 runtime.spawn(async move {
-//!                     let service = app.into_make_service_with_connect_info::<SocketAddr>();
+//!                     let service = app.into_make_service_with_connect_info::<ConnectionAddrs>();
 //!                     let _ = axum::serve(listener, service)
 //!                         .with_graceful_shutdown(closed)
 //!                         .await;
