@@ -36,10 +36,10 @@
 //! ```no_run
 //! use std::future::Future;
 //! use std::io;
-//! use std::net::SocketAddr;
 //! use std::time::Duration;
 //!
 //! use conformance_tests::{conformance_suite, Backend, Upgrade};
+//! use melody_tokio::axum::ConnectionAddrs;
 //! use melody_tokio::{Config, Melody, TokioRuntime};
 //!
 //! pub struct TokioBackend {
@@ -91,7 +91,7 @@
 //!                 let app = axum::Router::new().fallback(handler);
 //!                 let closed = melody.closed();
 //!                 runtime.spawn(async move {
-//!                     let service = app.into_make_service_with_connect_info::<SocketAddr>();
+//!                     let service = app.into_make_service_with_connect_info::<ConnectionAddrs>();
 //!                     let _ = axum::serve(listener, service)
 //!                         .with_graceful_shutdown(closed)
 //!                         .await;
@@ -153,12 +153,27 @@ pub const CASE_LIMIT: std::time::Duration = std::time::Duration::from_secs(90);
 ///
 /// (The [crate documentation](crate) shows it with a complete `Backend`.)
 ///
-/// Each test runs its case on its own thread and fails it after [`CASE_LIMIT`].
+/// Each test runs its case on its own thread and fails it after [`CASE_LIMIT`]. The
+/// cases are those [`CASES`] names.
 #[macro_export]
 macro_rules! conformance_suite {
     ($backend:ty) => {
-        $crate::__conformance_cases!(
-            $backend;
+        $crate::__with_every_case!(__conformance_cases!($backend));
+    };
+}
+
+/// The name of every case [`conformance_suite!`] runs, in its order: the list the macro
+/// expands, so counts of cases can be checked instead of typed.
+pub const CASES: &[&str] = crate::__with_every_case!(__case_names!());
+
+/// The one list of cases: calls `$crate::$then!(ARGS; case, case, …)`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_every_case {
+    ($then:ident!($($args:tt)*)) => {
+        // Braces: the call stands as items (the tests) or as an expression (`CASES`).
+        $crate::$then! {
+            $($args)*;
             // handshake
             handshake_accepts_with_subprotocol,
             handshake_refuses_plain_get,
@@ -222,7 +237,15 @@ macro_rules! conformance_suite {
             upgrade_racing_close_gets_no_session,
             // load
             load_2000_connections,
-        );
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __case_names {
+    (; $($case:ident),* $(,)?) => {
+        &[$(stringify!($case)),*]
     };
 }
 

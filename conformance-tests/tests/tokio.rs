@@ -3,10 +3,10 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use conformance_tests::{conformance_suite, Backend, Upgrade};
+use melody_tokio::axum::ConnectionAddrs;
 use melody_tokio::{Config, Melody, TokioRuntime};
 
 /// A melody-tokio server on its own multi-threaded runtime.
@@ -57,7 +57,9 @@ impl Backend for TokioBackend {
                 let app = axum::Router::new().fallback(handler);
                 let closed = melody.closed();
                 runtime.spawn(async move {
-                    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+                    // Not axum's `SocketAddr`: that is the peer's address only, and the
+                    // sessions must know their local address too.
+                    let service = app.into_make_service_with_connect_info::<ConnectionAddrs>();
                     let _ = axum::serve(listener, service)
                         .with_graceful_shutdown(closed)
                         .await;

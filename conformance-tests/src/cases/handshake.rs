@@ -414,7 +414,8 @@ pub fn session_cap_refuses_with_503<B: Backend>() {
 
 /// Keys computed from the upgrade request ([`Upgrade::WithKeys`], olahol/melody's
 /// `HandleRequestWithKeys`) are visible from `on_connect` on, in handlers and in
-/// broadcast filters; keys set later add to them.
+/// broadcast filters; keys set later add to them. The session knows both its
+/// addresses, as after a plain upgrade.
 pub fn keys_visible_in_on_connect<B: Backend>() {
     let keys_fn: crate::backend::KeysFn = Arc::new(|request| {
         let mut keys = Keys::new();
@@ -434,6 +435,7 @@ pub fn keys_visible_in_on_connect<B: Backend>() {
         m.on_connect(move |s| {
             seen.lock().unwrap().push((
                 s.remote_addr(),
+                s.local_addr(),
                 s.get::<String>("user"),
                 s.get::<String>("path"),
             ));
@@ -451,18 +453,25 @@ pub fn keys_visible_in_on_connect<B: Backend>() {
         seen.lock().unwrap().len() == 2
     });
     let mut seen = seen.lock().unwrap().clone();
-    seen.sort_by_key(|(addr, _, _)| *addr != Some(ada.local));
+    seen.sort_by_key(|(remote, _, _, _)| *remote != Some(ada.local));
+    let ours = Some(server.addr);
     assert_eq!(
         seen,
         vec![
-            (Some(ada.local), Some("ada".into()), Some("/ws".into())),
+            (
+                Some(ada.local),
+                ours,
+                Some("ada".into()),
+                Some("/ws".into())
+            ),
             (
                 Some(bob.local),
+                ours,
                 Some("bob".into()),
                 Some("/ws/other".into())
             ),
         ],
-        "on_connect must see the keys attached at upgrade"
+        "on_connect must see both addresses and the keys attached at upgrade"
     );
     ada.send_text("who");
     assert_eq!(ada.recv_text(), "ada true");

@@ -11,11 +11,24 @@ use melody_tokio::{Config, Melody};
 use tungstenite::{Message, WebSocket};
 
 use crate::redis_server::RedisServer;
+use crate::skip::not_run;
 
 /// Every blocking read and write gives up after this long.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a condition may take to hold when nothing slow is expected.
 pub const SETTLE: Duration = Duration::from_secs(10);
+
+/// Which tests a missing Redis leaves out, in the line that says so.
+pub const REDIS_TESTS: &str = "melody-redis's Redis tests";
+/// Why, when neither way to get a Redis is there.
+pub const NO_REDIS: &str = "no redis-server on PATH and MELODY_REDIS_URL unset";
+
+/// `MELODY_REDIS_URL`, when set to something.
+pub fn redis_url() -> Option<String> {
+    std::env::var("MELODY_REDIS_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
 
 /// The Redis the test talks to: `MELODY_REDIS_URL` when set (CI starts one), else a
 /// server of the test's own.
@@ -25,17 +38,20 @@ pub struct SharedRedis {
 }
 
 impl SharedRedis {
-    pub fn get() -> SharedRedis {
-        match std::env::var("MELODY_REDIS_URL") {
-            Ok(url) if !url.is_empty() => SharedRedis { url, _own: None },
-            _ => {
-                let own = RedisServer::start();
-                SharedRedis {
-                    url: own.url(),
-                    _own: Some(own),
-                }
-            }
+    /// The Redis to use, or `None` (after [`not_run`] said why, or failed the test)
+    /// when there is none: the test then returns without running.
+    pub fn get() -> Option<SharedRedis> {
+        if let Some(url) = redis_url() {
+            return Some(SharedRedis { url, _own: None });
         }
+        let Some(own) = RedisServer::start_if_installed() else {
+            not_run(REDIS_TESTS, NO_REDIS);
+            return None;
+        };
+        Some(SharedRedis {
+            url: own.url(),
+            _own: Some(own),
+        })
     }
 }
 

@@ -3,31 +3,62 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The binary: `MELODY_REDIS_SERVER`, else `redis-server` on `PATH`.
-fn binary() -> String {
-    std::env::var("MELODY_REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_owned())
+/// The binary to run: `MELODY_REDIS_SERVER` when set (as given: a wrong one fails the
+/// tests, saying why), else `redis-server` found on `PATH`; `None` when there is neither.
+fn binary() -> Option<PathBuf> {
+    if let Some(named) = std::env::var_os("MELODY_REDIS_SERVER").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(named));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("redis-server"))
+        .find(|candidate| is_executable(candidate))
+}
+
+#[cfg(unix)]
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_executable(path: &Path) -> bool {
+    path.is_file()
 }
 
 /// How long a fresh server may take to answer its first PING.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct RedisServer {
+    binary: PathBuf,
     port: u16,
     child: Option<Child>,
 }
 
 impl RedisServer {
-    /// Starts a server on a free loopback port. Panics with what to do when there is
-    /// no `redis-server` to run: these tests need a real one.
-    pub fn start() -> RedisServer {
+    /// Starts a server on a free loopback port, or `None` when there is no
+    /// `redis-server` to run (see [`binary`]). Panics if one is there but does not
+    /// come up.
+    pub fn start_if_installed() -> Option<RedisServer> {
+        binary().map(RedisServer::start)
+    }
+
+    /// Starts `binary` on a free loopback port; panics if it does not come up.
+    fn start(binary: PathBuf) -> RedisServer {
         let mut last_error = String::new();
         // A port found free may be taken before the server binds it: try a few.
         for _ in 0..5 {
             let port = free_port();
-            let mut server = RedisServer { port, child: None };
+            let mut server = RedisServer {
+                binary: binary.clone(),
+                port,
+                child: None,
+            };
             match server.spawn() {
                 Ok(()) => return server,
                 Err(e) => last_error = e,
@@ -80,20 +111,14 @@ impl RedisServer {
 
     fn spawn(&mut self) -> Result<(), String> {
         let port = self.port.to_string();
-        let child = Command::new(binary())
+        let child = Command::new(&self.binary)
             .args(["--port", &port, "--bind", "127.0.0.1", "--save", ""])
             .args(["--appendonly", "no", "--loglevel", "warning"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| {
-                format!(
-                    "{e}: the Redis tests need a real server; install one \
-                     (Debian: `apt-get install redis-server`), put `redis-server` on PATH \
-                     or name it in MELODY_REDIS_SERVER"
-                )
-            })?;
+            .map_err(|e| format!("{}: {e}", self.binary.display()))?;
         self.child = Some(child);
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
@@ -103,14 +128,18 @@ impl RedisServer {
             if let Some(child) = &mut self.child {
                 if let Ok(Some(status)) = child.try_wait() {
                     self.child = None;
-                    return Err(format!("redis-server on port {port} exited: {status}"));
+                    return Err(format!(
+                        "{} on port {port} exited: {status}",
+                        self.binary.display()
+                    ));
                 }
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         self.kill();
         Err(format!(
-            "redis-server on port {port} did not answer in time"
+            "{} on port {port} did not answer in time",
+            self.binary.display()
         ))
     }
 }

@@ -8,7 +8,10 @@
 //! `sim`: it moves only through `poll_timeout` / `handle_timeout`.
 //!
 //! `MELODY_SCALE_SESSIONS` overrides the session count (100 000). The wall time and the
-//! memory figures are printed, never asserted.
+//! memory figures are printed, never asserted. The memory figures are the whole
+//! process's RSS, and the other tests of this binary run alongside by default: run this
+//! one alone for figures that are its own (`cargo test --release -p melody-core --test
+//! integration scale:: -- --nocapture`).
 
 use std::time::{Duration, Instant};
 

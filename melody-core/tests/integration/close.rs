@@ -1,8 +1,6 @@
 //! How sessions end: the close handshake from either side, the close deadline, EOF and
 //! transport errors; `Disconnect` exactly once and last; released ids are inert.
 
-mod sim;
-
 use std::io;
 use std::time::Duration;
 
@@ -10,9 +8,10 @@ use melody_core::{
     Batch, CloseCode, Config, ConnectionInfo, Delivery, Event, Keys, Prepared, SessionError,
     SessionId, SessionState, Transmit, UnknownSession,
 };
-use sim::*;
 use tungstenite::protocol::frame::CloseFrame;
 use tungstenite::Message;
+
+use crate::sim::*;
 
 /// A session opened and upgraded by hand (no peer in the simulation).
 fn open_by_hand(s: &mut Sim) -> SessionId {

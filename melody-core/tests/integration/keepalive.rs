@@ -1,13 +1,12 @@
 //! Keepalive and deadlines under a simulated clock: ping cadence, pong timeout, write
 //! timeout, timer granularity, idempotent and monotonic time, config validation.
 
-mod sim;
-
 use std::time::Duration;
 
 use melody_core::{Config, ConfigError, Event, Hub, Keys, Prepared, SessionError, SessionState};
-use sim::*;
 use tungstenite::Message;
+
+use crate::sim::*;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)

@@ -2,15 +2,12 @@
 //! length-encoding boundaries and the message limit, pings and pongs, and every
 //! protocol error with its close code.
 
-mod sim;
-
-use melody_core::{
-    Batch, Config, ConnectionInfo, Event, Keys, SessionError, SessionId, SessionState,
-};
-use sim::*;
+use melody_core::{Batch, Config, ConnectionInfo, Event, Keys, SessionError, SessionId, SessionState};
 use tungstenite::error::ProtocolError;
 use tungstenite::protocol::frame::coding::Data;
 use tungstenite::Message;
+
+use crate::sim::*;
 
 /// A masked client frame with a real mask key (`client_frame` uses a zero key).
 fn masked(first_byte: u8, mask: [u8; 4], payload: &[u8]) -> Vec<u8> {

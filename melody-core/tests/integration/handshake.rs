@@ -1,17 +1,16 @@
 //! The HTTP upgrade: what is accepted, what is refused (status, one-line reason, how the
 //! connection ends), the handshake timeout, and upgrades done by an HTTP framework.
 
-mod sim;
-
 use std::time::Duration;
 
 use melody_core::{
     Batch, Config, ConnectionInfo, Event, HandshakeRejection, Keys, OriginPolicy, Prepared,
     SessionError, SessionId, SessionState, Transmit,
 };
-use sim::*;
 use tungstenite::http::StatusCode;
 use tungstenite::Message;
+
+use crate::sim::*;
 
 const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 

@@ -1,8 +1,6 @@
 //! Fan-out under a simulated clock: every `Target` kind with exact recipients and
 //! counts, per-session order, the topic index, stale ids, and `Disconnect` exactly once.
 
-mod sim;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -10,8 +8,9 @@ use melody_core::{
     Batch, CloseCode, Config, ConnectionInfo, Delivery, DropPolicy, Event, Hub, Keys, Prepared,
     SessionId, SessionState, SessionView, Target, Transmit,
 };
-use sim::*;
 use tungstenite::Message;
+
+use crate::sim::*;
 
 fn delivery(queued: usize, closed: usize) -> Delivery {
     Delivery {

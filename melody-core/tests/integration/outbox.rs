@@ -1,16 +1,15 @@
 //! Bounded outboxes under a simulated clock: every drop policy with exact counts, the
 //! byte bound, the close frame behind queued data, undelivered messages, `Event::Sent`.
 
-mod sim;
-
 use std::time::Duration;
 
 use melody_core::{
     Bytes, CloseCode, Config, Delivery, DropPolicy, Event, MessageKind, Prepared, SessionError,
     SessionId, SessionState, Target,
 };
-use sim::*;
 use tungstenite::Message;
+
+use crate::sim::*;
 
 fn text(i: usize) -> Prepared {
     Prepared::text(format!("m{i}"))
