@@ -24,7 +24,7 @@
 //!
 //! The adapter is thin: [`AsyncStdRuntime`] is its one seam. The transport
 //! ([`FuturesIoTransport`], for any futures-io stream) and the accept loop come from
-//! `melody-core`, shared with melody-smol.
+//! `melody-driver`, shared with melody-smol.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

@@ -19,8 +19,8 @@
 //!
 //! The adapter is thin: [`SmolRuntime`] is its one seam. The transport
 //! ([`FuturesIoTransport`], for any futures-io stream) and the accept loop come from
-//! `melody-core` and are shared with melody-async-std, and everything else — the
-//! handshake, sessions, timers, outboxes — is `melody-core` too.
+//! `melody-driver` and are shared with melody-async-std, and everything else — the
+//! handshake, sessions, timers, outboxes — is `melody-core`.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

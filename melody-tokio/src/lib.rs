@@ -1,5 +1,5 @@
 //! olahol/melody's API on tokio: WebSocket sessions with handlers, broadcast, topics,
-//! keepalive and bounded outboxes, over [`melody_core`].
+//! keepalive and bounded outboxes, over [`melody_driver`] and [`melody_core`].
 //!
 //! ```no_run
 //! use melody_tokio::Melody;
@@ -17,7 +17,8 @@
 //! ```
 //!
 //! The adapter is thin: [`TokioRuntime`] and [`TokioTransport`] are the seams, and
-//! everything else — the handshake, sessions, timers, outboxes — is `melody-core`.
+//! everything else is shared: the connection and clock tasks, the handles and the accept
+//! loop are `melody-driver`; the handshake, sessions, timers and outboxes are `melody-core`.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

@@ -28,7 +28,7 @@ fn a_paced_broadcast_takes_two_shard_locks_per_delivery() {
             let mut client = server.connect("/");
             let received = received.clone();
             thread::spawn(move || {
-                for _ in 0..MESSAGES {
+                for _ in 0..=MESSAGES {
                     recv(&mut client);
                     received.fetch_add(1, Ordering::Relaxed);
                 }
@@ -36,13 +36,19 @@ fn a_paced_broadcast_takes_two_shard_locks_per_delivery() {
         })
         .collect();
     wait_until("every client connected", || server.melody.len() == CLIENTS);
+    // A first message, not counted: every connection task has finished its handshake
+    // and parked once it has been read.
+    let _ = server.melody.broadcast("warm-up");
+    wait_until("every client read the warm-up", || {
+        received.load(Ordering::Relaxed) == CLIENTS
+    });
 
     let before = server.melody.shard_lock_acquisitions();
     for i in 1..=MESSAGES {
         let delivery = server.melody.broadcast("tick");
         assert_eq!(delivery.queued, CLIENTS, "message {i}: {delivery:?}");
         wait_until("every client read the message", || {
-            received.load(Ordering::Relaxed) == CLIENTS * i
+            received.load(Ordering::Relaxed) == CLIENTS * (i + 1)
         });
     }
     let locks = server.melody.shard_lock_acquisitions() - before;
@@ -57,8 +63,9 @@ fn a_paced_broadcast_takes_two_shard_locks_per_delivery() {
         "{locks} shard-lock acquisitions for {deliveries} deliveries: {per_delivery:.3} per delivery \
          ({CLIENTS} clients, {MESSAGES} paced broadcasts, {shards} shards)"
     );
-    // Two per woken recipient, plus one per shard per broadcast.
-    let bound = 2.0 + shards / CLIENTS as f64;
+    // Two per woken recipient, one per shard per broadcast, and a little room for the
+    // clock task's rounds (a driver that took four per recipient measured 4.055 here).
+    let bound = 2.0 + shards / CLIENTS as f64 + 0.05;
     assert!(
         per_delivery <= bound + 1e-9,
         "{per_delivery:.3} shard-lock acquisitions per delivery, more than {bound:.3}"

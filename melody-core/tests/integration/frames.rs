@@ -2,7 +2,9 @@
 //! length-encoding boundaries and the message limit, pings and pongs, and every
 //! protocol error with its close code.
 
-use melody_core::{Batch, Config, ConnectionInfo, Event, Keys, SessionError, SessionId, SessionState};
+use melody_core::{
+    Batch, Config, ConnectionInfo, Event, Keys, SessionError, SessionId, SessionState,
+};
 use tungstenite::error::ProtocolError;
 use tungstenite::protocol::frame::coding::Data;
 use tungstenite::Message;
