@@ -29,8 +29,12 @@ pub enum OriginPolicy {
     /// A request without `Origin` (a non-browser client) is accepted.
     #[default]
     SameOrigin,
-    /// Only these exact origins (e.g. `https://example.com`), compared case-insensitively,
-    /// or requests without `Origin`.
+    /// The request's own host, these origins, and requests without `Origin`. An entry
+    /// is an exact origin (`https://example.com`, compared case-insensitively) or a
+    /// pattern: `*` for the leading host labels (`https://*.example.com` takes
+    /// `https://app.example.com`, not `https://example.com`) or for the port
+    /// (`http://localhost:*`). [`Config::validate`] refuses an entry that could never
+    /// match.
     AllowList(Vec<String>),
     /// Every origin. Only for endpoints that authenticate by other means.
     Any,
@@ -228,6 +232,16 @@ impl Config {
         if let Some(bad) = self.subprotocols.iter().find(|p| !is_token(p)) {
             return Err(ConfigError::InvalidSubprotocol(bad.clone()));
         }
+        if let OriginPolicy::AllowList(list) = &self.origin_policy {
+            for entry in list {
+                if let Some(why) = crate::origin::pattern_error(entry) {
+                    return Err(ConfigError::InvalidOrigin {
+                        entry: entry.clone(),
+                        why,
+                    });
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -265,7 +279,7 @@ impl Config {
         setting("read-buffer-size", "BYTES", "initial per-session read buffer (128)"),
         setting("timer-granularity-ms", "MS", "resolution of deadlines (100)"),
         setting("max-sessions", "N", "refuse upgrades past N open sessions with 503, or none (none)"),
-        setting("origin", "ORIGINS", "same | any | a comma-separated list of allowed origins (same)"),
+        setting("origin", "ORIGINS", "same | any | a comma-separated list of allowed origins, `*` patterns welcome: https://*.example.com, http://localhost:* (same)"),
         setting("subprotocol", "NAME", "a subprotocol to offer; each use adds one (none)"),
     ];
 
@@ -394,6 +408,14 @@ pub enum ConfigError {
     /// A subprotocol name is not an HTTP token.
     #[error("config: subprotocol {0:?} is not a valid HTTP token")]
     InvalidSubprotocol(String),
+    /// An [`OriginPolicy::AllowList`] entry that no origin could ever match.
+    #[error("config: allowed origin {entry:?}: {why}")]
+    InvalidOrigin {
+        /// The entry as given.
+        entry: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
     /// [`Config::set`] was given a name that is not in [`Config::SETTINGS`].
     #[error("config: no setting is named {0:?}")]
     UnknownSetting(String),

@@ -6,8 +6,9 @@ use tungstenite::handshake::derive_accept_key;
 use tungstenite::handshake::machine::TryParse;
 use tungstenite::http::{HeaderMap, StatusCode};
 
-use crate::config::{Config, OriginPolicy};
+use crate::config::Config;
 use crate::error::HandshakeRejection;
+use crate::origin;
 
 /// The upgrade request, as parsed (body-less `http::Request`).
 pub type Request = tungstenite::http::Request<()>;
@@ -141,7 +142,7 @@ pub(crate) fn validate(request: &Request, config: &Config) -> Result<Accept, Han
     };
     if let Some(origin) = headers.get("origin") {
         let origin = origin.to_str().unwrap_or("");
-        if !origin_allowed(origin, host, &config.origin_policy) {
+        if !origin::allowed(origin, host, &config.origin_policy) {
             return Err(HandshakeRejection::new(
                 StatusCode::FORBIDDEN,
                 "origin not allowed",
@@ -169,18 +170,6 @@ fn is_valid_key(key: &[u8]) -> bool {
         // The last symbol carries 2 bits of data and 4 zero bits.
         let last = key[21];
         b"AQgw".contains(&last)
-    }
-}
-
-fn origin_allowed(origin: &str, host: &str, policy: &OriginPolicy) -> bool {
-    match policy {
-        OriginPolicy::Any => true,
-        OriginPolicy::AllowList(list) => list.iter().any(|o| o.eq_ignore_ascii_case(origin)),
-        OriginPolicy::SameOrigin => {
-            let authority = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
-            let authority = authority.split('/').next().unwrap_or("");
-            !authority.is_empty() && authority.eq_ignore_ascii_case(host)
-        }
     }
 }
 
@@ -254,6 +243,7 @@ pub(crate) fn error_response(rejection: &HandshakeRejection) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::OriginPolicy;
 
     fn request(extra: &str) -> Vec<u8> {
         format!(

@@ -10,6 +10,7 @@ mod handshake;
 mod hub;
 mod keys;
 mod memory_stream;
+mod origin;
 mod outbox;
 mod prepared;
 mod session;

@@ -442,18 +442,29 @@ fn origin_policy_any_and_allow_list() {
 
     let list = OriginPolicy::AllowList(vec![
         "https://app.example".into(),
-        "https://admin.example".into(),
+        "https://*.tenants.example".into(),
+        "http://127.0.0.1:*".into(),
     ]);
     let mut s = Sim::new(Config::default().origin_policy(list));
-    for origin in ["https://app.example", "HTTPS://ADMIN.example"] {
+    for origin in [
+        "https://app.example",
+        "HTTPS://APP.example",
+        "https://a.tenants.example",
+        "https://b.c.tenants.example/",
+        "http://127.0.0.1:5173",
+        // The request's own host is always allowed.
+        "http://localhost:5000",
+    ] {
         let id = s.connect_with(&upgrade_request(&format!("Origin: {origin}\r\n")));
         assert_eq!(s.peer(id).events, vec![Event::Connect], "{origin}");
     }
-    // Not listed: neither another host nor the server's own.
     for origin in [
         "https://other.example",
         "http://app.example",
-        "http://localhost:5000",
+        "https://tenants.example",
+        "https://a.tenants.example.evil.test",
+        "http://127.0.0.2:5173",
+        "null",
     ] {
         expect_refusal(
             &mut s,
@@ -462,7 +473,26 @@ fn origin_policy_any_and_allow_list() {
             "origin not allowed",
         );
     }
-    assert_eq!(s.hub.len(), 2);
+    assert_eq!(s.hub.len(), 6);
+}
+
+#[test]
+fn an_allowed_origin_that_could_never_match_is_refused_by_the_config() {
+    for entry in [
+        "app.example",
+        "https://*",
+        "https://a.*.example",
+        "http://h:port",
+    ] {
+        let config = Config::default().origin_policy(OriginPolicy::AllowList(vec![entry.into()]));
+        assert!(
+            matches!(
+                config.validate(),
+                Err(melody_core::ConfigError::InvalidOrigin { entry: e, .. }) if e == entry
+            ),
+            "{entry}"
+        );
+    }
 }
 
 #[test]
