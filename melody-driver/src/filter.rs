@@ -35,6 +35,11 @@ impl<'a> SessionRef<'a> {
         self.view.user().keys.get::<T>(key)
     }
 
+    /// The session's state of type `T` (see [`Session::insert_state`]).
+    pub fn state<T: Send + Sync + 'static>(&self) -> Option<&'a T> {
+        self.view.user().state.get::<T>()
+    }
+
     /// All of the session's keys.
     pub fn keys(&self) -> &'a Keys {
         &self.view.user().keys

@@ -134,6 +134,49 @@ impl<R: Runtime> Session<R> {
         self.with_keys(|keys| keys.unset(key).is_some())
     }
 
+    /// Stores `value` as the session's state of type `T`, one value per type (like
+    /// `http::Extensions`), returning the one it replaces. Typed state cannot be
+    /// misread: the type is the key.
+    ///
+    /// ```
+    /// # fn demo(session: &melody_driver::Session<impl melody_driver::Runtime>) {
+    /// #[derive(Clone)]
+    /// struct User { name: String }
+    /// session.insert_state(User { name: "ada".into() });
+    /// assert_eq!(session.state::<User>().map(|u| u.name), Some("ada".into()));
+    /// assert_eq!(session.with_state(|u: Option<&User>| u.map(|u| u.name.len())), Some(3));
+    /// # }
+    /// ```
+    pub fn insert_state<T: Clone + Send + Sync + 'static>(&self, value: T) -> Option<T> {
+        self.with_slot(|slot| slot.state.insert(value)).flatten()
+    }
+
+    /// A clone of the session's state of type `T`, if it has one.
+    pub fn state<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.with_slot(|slot| slot.state.get::<T>().cloned())
+            .flatten()
+    }
+
+    /// Runs `op` on a borrow of the session's state of type `T` (no clone), under its
+    /// shard's lock: keep it short, and do not call other melody methods from inside it.
+    pub fn with_state<T: Send + Sync + 'static, X>(&self, op: impl FnOnce(Option<&T>) -> X) -> X {
+        let id = self.info.key.id;
+        self.shared.shards[self.info.key.shard as usize]
+            .read(|hub| op(hub.user(id).and_then(|slot| slot.state.get::<T>())))
+    }
+
+    /// Removes the session's state of type `T`, returning it.
+    pub fn remove_state<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.with_slot(|slot| slot.state.remove::<T>()).flatten()
+    }
+
+    /// Runs `op` on the session's slot under its shard's lock; `None` once released.
+    fn with_slot<X>(&self, op: impl FnOnce(&mut Slot) -> X) -> Option<X> {
+        let id = self.info.key.id;
+        self.shared.shards[self.info.key.shard as usize]
+            .with(&self.shared.clock, |hub| hub.user_mut(id).map(op))
+    }
+
     /// Runs `op` on the session's keys, under its shard's lock: keep it short, and do
     /// not call other melody methods from inside it.
     pub fn with_keys<T>(&self, op: impl FnOnce(&mut Keys) -> T) -> T {

@@ -5,6 +5,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
+use melody_core::http::Extensions;
 use melody_core::{Keys, RequestHead, SessionId, SessionStats};
 
 use crate::sync::WakerSlot;
@@ -26,6 +27,8 @@ impl fmt::Display for SessionKey {
 #[derive(Default)]
 pub(crate) struct Slot {
     pub(crate) keys: Keys,
+    /// Typed state, one value per type.
+    pub(crate) state: Extensions,
     /// The connection task's waker while it is parked.
     pub(crate) waker: WakerSlot,
     /// Set at `Connect`: what session handles point to.

@@ -201,6 +201,39 @@ fn session_handle_methods() {
     assert!(!s.unset("count"));
     assert_eq!(s.get::<u32>("count"), None);
 
+    // Typed state: the type is the key, so it cannot be asked for as another type.
+    #[derive(Clone, Debug, PartialEq)]
+    struct Room(&'static str);
+    assert_eq!(s.insert_state(Room("lobby")), None);
+    assert_eq!(s.insert_state(Room("kitchen")), Some(Room("lobby")));
+    assert_eq!(s.state::<Room>(), Some(Room("kitchen")));
+    assert_eq!(
+        s.with_state(|room: Option<&Room>| room.map(|r| r.0.len())),
+        Some(7)
+    );
+    assert_eq!(s.state::<u32>(), None);
+    let in_kitchen = server.melody.broadcast_filter("dinner", |peer| {
+        peer.state::<Room>() == Some(&Room("kitchen"))
+    });
+    assert_eq!(in_kitchen.queued, 1);
+    assert_eq!(recv(&mut client), "t:dinner");
+    assert_eq!(s.remove_state::<Room>(), Some(Room("kitchen")));
+    assert_eq!(s.state::<Room>(), None);
+
+    s.set("name", String::from("ada"));
+    assert_eq!(s.must_get::<String>("name"), "ada");
+    let wrong_type =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.must_get::<u32>("name")));
+    let message = wrong_type.expect_err("must_get panics on a type mismatch");
+    let message = message
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        message.contains("\"name\"") && message.contains("u32"),
+        "{message}"
+    );
+
     assert_eq!(s.write("text").queued, 1);
     assert_eq!(s.write_binary(b"bytes").queued, 1);
     assert_eq!(recv(&mut client), "t:text");
