@@ -428,7 +428,8 @@ impl<R: Runtime> Melody<R> {
     /// (olahol/melody's `CloseWithMsg`). Returns how many sessions started closing:
     /// sessions already closing after an earlier call are not counted again.
     pub fn close_with(&self, code: impl Into<CloseCode>, reason: &str) -> usize {
-        self.close_every_session(code.into(), reason).started_closing
+        self.close_every_session(code.into(), reason)
+            .started_closing
     }
 
     /// Stops serving, then per shard under one lock: counts the connected sessions and

@@ -220,7 +220,11 @@ pub fn shutdown_after_close_with_counts_the_closing_sessions<B: Backend>() {
         .collect();
     server.wait_len(3);
     let m = server.melody();
-    assert_eq!(m.close_with(4000, "x"), 3, "sessions close_with started closing");
+    assert_eq!(
+        m.close_with(4000, "x"),
+        3,
+        "sessions close_with started closing"
+    );
     let shutdown_began = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = clients
         .into_iter()
