@@ -18,12 +18,12 @@ async fn main() -> std::io::Result<()> {
     let m = melody.clone();
     melody.on_connect(move |session| {
         let name: String = session.get("name").unwrap_or_default();
-        let _ = m.broadcast(&format!("{name} joined"));
+        m.broadcast(&format!("{name} joined"));
     });
     let m = melody.clone();
     melody.on_message(move |session, text| {
         let name: String = session.get("name").unwrap_or_default();
-        let _ = m.broadcast(&format!("{name}: {text}"));
+        m.broadcast(&format!("{name}: {text}"));
     });
 
     let app = Router::new()
