@@ -232,6 +232,8 @@ macro_rules! __with_every_case {
             server_close_after_queued_data,
             shutdown_flushes_and_sends_1001,
             shutdown_cuts_off_at_deadline,
+            shutdown_with_sends_its_code_and_reason,
+            shutdown_after_close_with_counts_the_closing_sessions,
             shutdown_mid_stream_delivers_what_was_queued,
             len_sessions_is_closed_track_state,
             upgrade_racing_close_gets_no_session,

@@ -7,6 +7,6 @@ use melody_driver::{Melody, Runtime};
 pub fn chat<R: Runtime>(melody: &Melody<R>) {
     let room = melody.clone();
     melody.on_message(move |_session, text| {
-        let _ = room.broadcast(text);
+        room.broadcast(text);
     });
 }

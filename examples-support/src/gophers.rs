@@ -32,11 +32,11 @@ pub fn gophers<R: Runtime>(melody: &Melody<R>) {
                 at: Some((x, y)),
             }) = other.get::<Gopher>("gopher")
             {
-                let _ = session.write(&format!("set {id} {x} {y}"));
+                session.write(&format!("set {id} {x} {y}"));
             }
         }
         session.set("gopher", me);
-        let _ = session.write(&format!("iam {}", me.id));
+        session.write(&format!("iam {}", me.id));
     });
 
     let m = melody.clone();
@@ -49,13 +49,13 @@ pub fn gophers<R: Runtime>(melody: &Melody<R>) {
         };
         me.at = Some((x, y));
         session.set("gopher", me);
-        let _ = m.broadcast_others(&format!("set {} {x} {y}", me.id), session);
+        m.broadcast_others(&format!("set {} {x} {y}", me.id), session);
     });
 
     let m = melody.clone();
     melody.on_disconnect(move |session| {
         if let Some(me) = session.get::<Gopher>("gopher") {
-            let _ = m.broadcast_others(&format!("dis {}", me.id), session);
+            m.broadcast_others(&format!("dis {}", me.id), session);
         }
     });
 }

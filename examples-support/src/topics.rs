@@ -18,22 +18,22 @@ pub fn topics<R: Runtime>(melody: &Melody<R>) {
         let room = room_of(session.request().uri().path()).to_owned();
         session.subscribe(&room);
         let here = m.subscriber_count(&room);
-        let _ = session.write(&format!("welcome to {room}: {here} here"));
-        let _ = m.publish_others(&room, "someone joined", session);
+        session.write(&format!("welcome to {room}: {here} here"));
+        m.publish_others(&room, "someone joined", session);
         session.set("room", room);
     });
 
     let m = melody.clone();
     melody.on_message(move |session, text| {
         if let Some(room) = session.get::<String>("room") {
-            let _ = m.publish(&room, text);
+            m.publish(&room, text);
         }
     });
 
     let m = melody.clone();
     melody.on_disconnect(move |session| {
         if let Some(room) = session.get::<String>("room") {
-            let _ = m.publish_others(&room, "someone left", session);
+            m.publish_others(&room, "someone left", session);
         }
     });
 }

@@ -15,7 +15,7 @@
 //!     let melody = Melody::new();
 //!     let m = melody.clone();
 //!     melody.on_message(move |_session, text| {
-//!         let _ = m.broadcast(text);
+//!         m.broadcast(text);
 //!     });
 //!     let listener = async_std::net::TcpListener::bind("127.0.0.1:5000").await?;
 //!     melody_async_std::serve(&melody, listener).await

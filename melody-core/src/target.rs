@@ -24,8 +24,15 @@ pub enum Target<'a, U> {
 ///
 /// Unlike olahol/melody, whose `Write` returns nil when the message is dropped, every
 /// outcome is counted here.
+///
+/// Ignoring it is fine, so it is not `#[must_use]`: a fire-and-forget `broadcast` is the
+/// common case, and nothing it reports goes unrecorded elsewhere. Drops are counted in
+/// each session's [`SessionStats::dropped`](crate::SessionStats::dropped) and in
+/// [`HubStats::dropped`](crate::HubStats::dropped) (the driver's `Session::stats` and
+/// `Melody::stats`), and the driver calls the `on_dropped` handler for each session
+/// that dropped messages. Look at a `Delivery` when the caller itself must react, e.g.
+/// to retry or to report back to whoever asked for the send.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[must_use = "a Delivery says how many messages were dropped"]
 pub struct Delivery {
     /// Recipients whose outbox took the message.
     pub queued: usize,

@@ -1,12 +1,20 @@
 //! The names every adapter re-exports at its root, so that an application depends on
 //! its adapter alone: an adapter's `lib.rs` says `pub use melody_driver::api::*;`
 //! and adds its runtime, entry points and the `Melody`/`Session` aliases.
+//!
+//! Besides what handlers and broadcasts use, this includes what a custom upgrade
+//! needs: the handshake types ([`Request`], [`RequestHead`], [`Accept`],
+//! [`HandshakeRejection`]), the [`http`] crate they are built on, and the
+//! [`Runtime`]/[`Transport`] traits with [`BoxFuture`] for generic code.
 
 pub use crate::error::Error;
 pub use crate::filter::SessionRef;
 pub use crate::melody::ShutdownReport;
+pub use crate::runtime::{BoxFuture, Runtime, Transport};
 pub use crate::slot::SessionKey;
+pub use melody_core::http;
 pub use melody_core::{
-    Bytes, CloseCode, Config, ConfigError, ConnectionInfo, Delivery, DropPolicy, HubStats, Keys,
-    OriginPolicy, Prepared, SessionError, SessionStats,
+    Accept, Bytes, CloseCode, Config, ConfigError, ConnectionInfo, Delivery, DropPolicy,
+    HandshakeRejection, HubStats, Keys, MessageKind, OriginPolicy, Prepared, Request, RequestHead,
+    SessionError, SessionStats,
 };

@@ -21,6 +21,15 @@ use crate::shared::Shared;
 use crate::slot::Slot;
 use crate::wait::{Closed, IdleOrDeadline};
 
+/// What [`Melody::close_every_session`] found, summed over shards.
+#[derive(Default)]
+struct ClosedSessions {
+    /// Sessions connected (open or already closing) before the call.
+    connected: usize,
+    /// Sessions this call started closing.
+    started_closing: usize,
+}
+
 /// A WebSocket session manager in the style of olahol/melody: register handlers,
 /// serve connections through an adapter, broadcast. Cheap to clone; clones share
 /// everything.
@@ -46,12 +55,21 @@ impl<R: Runtime> fmt::Debug for Melody<R> {
     }
 }
 
-/// What [`Melody::shutdown`] did.
+/// What [`Melody::shutdown_with`] (and [`Melody::shutdown`]) did.
+///
+/// Every session connected when the shutdown began is ended by it, either by its
+/// close handshake before the deadline or by the cut at the deadline, so
+/// `closed - cut_off` is how many finished their close in time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ShutdownReport {
-    /// Sessions sent a 1001 close.
+    /// Sessions connected when the shutdown began, each ended by it: the open ones,
+    /// which it sent its close, and those already closing after an earlier
+    /// [`Melody::close`]/[`Melody::close_with`], which keep that earlier close's code.
+    /// Connections still in their handshake are dropped and not counted.
     pub closed: usize,
-    /// Connections still open at the deadline, cut off without finishing their close.
+    /// Connections still not over at the deadline, cut off without finishing their
+    /// close: the sessions among `closed` whose peer did not answer in time, and any
+    /// connection that arrived during the shutdown (closed at once) and did not either.
     pub cut_off: usize,
     /// Messages accepted for cut-off sessions but never written.
     pub undelivered: usize,
@@ -407,24 +425,51 @@ impl<R: Runtime> Melody<R> {
     }
 
     /// Stops serving and closes every session with `code` and `reason`
-    /// (olahol/melody's `CloseWithMsg`).
+    /// (olahol/melody's `CloseWithMsg`). Returns how many sessions started closing:
+    /// sessions already closing after an earlier call are not counted again.
     pub fn close_with(&self, code: impl Into<CloseCode>, reason: &str) -> usize {
-        self.shared.lifecycle.close();
-        let code = code.into();
-        let now = self.shared.rt.now();
-        self.shared
-            .shards
-            .iter()
-            .map(|shard| shard.with(&self.shared.clock, |hub| hub.close_all(now, code, reason)))
-            .sum()
+        self.close_every_session(code.into(), reason)
+            .started_closing
     }
 
-    /// Graceful shutdown: stops serving, sends 1001 to every session after what it has
-    /// queued, and waits until all connections are over or `grace` has passed; then cuts
-    /// off the rest. Nothing reported as queued to a session that keeps reading is lost
-    /// before the deadline.
+    /// Stops serving, then per shard under one lock: counts the connected sessions and
+    /// closes them all. One lock, so that no session ends between count and close.
+    fn close_every_session(&self, code: CloseCode, reason: &str) -> ClosedSessions {
+        self.shared.lifecycle.close();
+        let now = self.shared.rt.now();
+        let mut total = ClosedSessions::default();
+        for shard in self.shared.shards.iter() {
+            let (connected, started_closing) = shard.with(&self.shared.clock, |hub| {
+                (hub.len(), hub.close_all(now, code, reason))
+            });
+            total.connected += connected;
+            total.started_closing += started_closing;
+        }
+        total
+    }
+
+    /// Graceful shutdown with 1001 "server shutting down":
+    /// `shutdown_with(grace, CloseCode::Away, "server shutting down")`.
     pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
-        let closed = self.close_with(CloseCode::Away, "server shutting down");
+        self.shutdown_with(grace, CloseCode::Away, "server shutting down")
+            .await
+    }
+
+    /// Graceful shutdown: stops serving, closes every session with `code` and `reason`
+    /// after what it has queued, and waits until all connections are over or `grace`
+    /// has passed; then cuts off the rest. Nothing reported as queued to a session
+    /// that keeps reading is lost before the deadline.
+    ///
+    /// Sessions already closing after an earlier [`close`](Melody::close) or
+    /// [`close_with`](Melody::close_with) keep that close's code and reason, and are
+    /// waited for and counted like the others: see [`ShutdownReport`].
+    pub async fn shutdown_with(
+        &self,
+        grace: Duration,
+        code: impl Into<CloseCode>,
+        reason: &str,
+    ) -> ShutdownReport {
+        let closed = self.close_every_session(code.into(), reason).connected;
         let deadline = self.shared.rt.now() + grace;
         let sleep = self.shared.rt.sleep_until(deadline);
         let idle = IdleOrDeadline {

@@ -11,7 +11,7 @@
 //!     let melody = Melody::new();
 //!     let room = melody.clone();
 //!     melody.on_message(move |_session, text| {
-//!         let _ = room.broadcast(text); // here, and on every other node
+//!         room.broadcast(text); // here, and on every other node
 //!     });
 //!     let backplane = RedisBackplane::new(RedisBackplaneConfig::new("redis://127.0.0.1:6379/"))?;
 //!     let _ = melody.attach_backplane(backplane);

@@ -9,7 +9,7 @@
 //!         let melody = Melody::new();
 //!         let m = melody.clone();
 //!         melody.on_message(move |_session, text| {
-//!             let _ = m.broadcast(text);
+//!             m.broadcast(text);
 //!         });
 //!         let listener = smol::net::TcpListener::bind("127.0.0.1:5000").await?;
 //!         melody_smol::serve(&melody, listener).await

@@ -44,7 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let melody = Melody::new();
     let room = melody.clone();
     melody.on_message(move |_session, text| {
-        let _ = room.broadcast(text);
+        room.broadcast(text);
     });
 
     let listener = TcpListener::bind(&addr).await?;

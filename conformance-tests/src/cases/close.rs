@@ -1,6 +1,8 @@
 //! Closing: client-initiated, server-initiated behind queued data, graceful shutdown,
 //! and the instance's view of it all (`len`, `sessions`, `is_closed`).
 
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -9,7 +11,7 @@ use tungstenite::Message;
 
 use crate::backend::Backend;
 use crate::client::{Client, End, Raw};
-use crate::harness::{config, echo, modes, Call, Recorder, Server};
+use crate::harness::{config, echo, modes, wait_until, Call, Recorder, Server};
 
 /// A client's close 1000 is answered with close 1000 and the end of the connection,
 /// with no data after it; `on_close` gets the client's code and reason, and a write
@@ -151,6 +153,118 @@ pub fn shutdown_flushes_and_sends_1001<B: Backend>() {
         Client::try_connect(server.addr, "/late", &[]).is_err(),
         "a closed instance must not accept new sessions"
     );
+}
+
+/// Reads until the close frame, answers it, and returns its code and reason.
+fn read_close(mut client: Client) -> (u16, String) {
+    loop {
+        match client.recv() {
+            Message::Close(frame) => {
+                let close = frame.map_or((1005, String::new()), |f| {
+                    (u16::from(f.code), f.reason.as_str().to_owned())
+                });
+                client.finish_close();
+                return close;
+            }
+            Message::Text(_) | Message::Binary(_) => continue,
+            other => panic!("unexpected {}", crate::client::describe(&other)),
+        }
+    }
+}
+
+/// `shutdown_with(5 s, 4001, "maintenance")` closes every session with that code and
+/// reason; once the three clients have answered it returns, within the grace period,
+/// reporting all three closed and none cut off.
+pub fn shutdown_with_sends_its_code_and_reason<B: Backend>() {
+    let server = Server::<B>::serve(config(), |_| {});
+    let clients: Vec<Client> = (0..3)
+        .map(|i| Client::connect(server.addr, &format!("/{i}")))
+        .collect();
+    server.wait_len(3);
+    let readers: Vec<_> = clients
+        .into_iter()
+        .map(|c| std::thread::spawn(move || read_close(c)))
+        .collect();
+    let grace = Duration::from_secs(5);
+    let start = Instant::now();
+    let report = server.block_on(server.melody().shutdown_with(grace, 4001, "maintenance"));
+    let took = start.elapsed();
+    for r in readers {
+        assert_eq!(
+            r.join().unwrap(),
+            (4001, "maintenance".to_owned()),
+            "(close code, reason)"
+        );
+    }
+    assert_eq!(
+        (report.closed, report.cut_off, report.undelivered),
+        (3, 0, 0),
+        "{report:?}"
+    );
+    assert!(
+        took < grace,
+        "shutdown_with took {took:?} though every client answered"
+    );
+    assert_eq!(server.melody().len(), 0);
+}
+
+/// `close_with(4000, "x")` and then `shutdown(5 s)`: the sessions, already closing,
+/// keep the 4000 close, and the shutdown waits for them and counts them — closed 3,
+/// none cut off — instead of reporting 0 because `close_with` started their close.
+/// The clients answer only once the shutdown has begun, so that the sessions are
+/// still closing when it counts them.
+pub fn shutdown_after_close_with_counts_the_closing_sessions<B: Backend>() {
+    let server = Server::<B>::serve(config(), |_| {});
+    let clients: Vec<Client> = (0..3)
+        .map(|i| Client::connect(server.addr, &format!("/{i}")))
+        .collect();
+    server.wait_len(3);
+    let m = server.melody();
+    assert_eq!(
+        m.close_with(4000, "x"),
+        3,
+        "sessions close_with started closing"
+    );
+    let shutdown_began = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = clients
+        .into_iter()
+        .map(|c| {
+            let began = shutdown_began.clone();
+            std::thread::spawn(move || {
+                wait_until(Duration::from_secs(5), "the shutdown to begin", || {
+                    began.load(Ordering::SeqCst)
+                });
+                read_close(c)
+            })
+        })
+        .collect();
+    let grace = Duration::from_secs(5);
+    let start = Instant::now();
+    let mut shutdown = Box::pin(m.shutdown(grace));
+    // The shutdown counts the sessions on its first poll; only then may clients answer.
+    let report = server.block_on(std::future::poll_fn(|cx| {
+        let poll = shutdown.as_mut().poll(cx);
+        shutdown_began.store(true, Ordering::SeqCst);
+        poll
+    }));
+    let took = start.elapsed();
+    for r in readers {
+        assert_eq!(
+            r.join().unwrap(),
+            (4000, "x".to_owned()),
+            "(close code, reason): the earlier close_with's"
+        );
+    }
+    assert_eq!(
+        (report.closed, report.cut_off, report.undelivered),
+        (3, 0, 0),
+        "{report:?}"
+    );
+    assert!(
+        took < grace,
+        "shutdown took {took:?} though every client answered"
+    );
+    assert_eq!(m.len(), 0);
 }
 
 /// `shutdown(500 ms)` with a client that never answers the close returns at the

@@ -33,17 +33,17 @@ pub fn server<R: Runtime>(rt: R, options: &ServerOptions) -> Result<Melody<R>, B
     let m = melody.clone();
     melody.on_message(move |session, text| {
         if session.request().uri().path() == "/echo" {
-            let _ = session.write(text);
+            session.write(text);
         } else {
-            let _ = m.broadcast(text);
+            m.broadcast(text);
         }
     });
     let m = melody.clone();
     melody.on_message_binary(move |session, data| {
         if session.request().uri().path() == "/echo" {
-            let _ = session.write_binary(data);
+            session.write_binary(data);
         } else {
-            let _ = m.broadcast_binary(data);
+            m.broadcast_binary(data);
         }
     });
     if let Some(addr) = &options.stats_addr {

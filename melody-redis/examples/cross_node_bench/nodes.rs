@@ -35,7 +35,7 @@ impl Node {
         });
         let m = melody.clone();
         melody.on_message(move |_session, text| {
-            let _ = m.publish(TOPIC, text);
+            m.publish(TOPIC, text);
         });
         let handle = match redis {
             Some(url) => {
