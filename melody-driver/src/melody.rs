@@ -179,6 +179,10 @@ impl<R: Runtime> Melody<R> {
     /// the peer leaves meanwhile. A hook that panics (when called or polled) refuses
     /// with 500 "internal error" and is counted in [`Melody::hook_panics`]. Replaces
     /// any earlier hook; requests complete after the call wait for it.
+    ///
+    /// It judges the requests melody answers itself (an adapter's `serve` and
+    /// `accept`, [`Melody::connection`]); an upgrade an HTTP framework already answered
+    /// (`handle_request_with_keys` and the like) decides its keys there instead.
     pub fn on_request<F, Fut>(&self, hook: F)
     where
         F: Fn(RequestInfo) -> Fut + Send + Sync + 'static,
