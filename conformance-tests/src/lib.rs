@@ -194,6 +194,7 @@ macro_rules! __with_every_case {
             request_hook_subscribes_before_the_101,
             request_hook_overrides_max_message_size,
             request_hook_may_await,
+            request_hook_timeout_gives_503,
             panicking_request_hook_gives_500,
             // echo
             echo_text_sizes,

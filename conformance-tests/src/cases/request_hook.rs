@@ -266,3 +266,48 @@ pub fn panicking_request_hook_gives_500<B: Backend>() {
     fine.send_text("still serving");
     assert_eq!(fine.recv_text(), "still serving");
 }
+
+/// Drops its flag when dropped: tells whether a pending hook future was let go.
+struct DropFlag(Arc<Mutex<bool>>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap() = true;
+    }
+}
+
+/// A hook that never answers is bounded by `handshake_timeout`: the client gets 503
+/// and the hook's future is dropped.
+pub fn request_hook_timeout_gives_503<B: Backend>() {
+    let dropped = Arc::new(Mutex::new(false));
+    let cfg = config().handshake_timeout(Duration::from_millis(300));
+    let server = Server::<B>::serve(cfg, |m| {
+        let dropped = dropped.clone();
+        m.on_request(move |_| {
+            let flag = DropFlag(dropped.clone());
+            async move {
+                std::future::pending::<()>().await;
+                drop(flag);
+                Verdict::admit()
+            }
+        });
+    });
+    match Client::try_connect(server.addr, "/ws", &[]) {
+        Err(tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 503);
+            let body = response.body().clone().unwrap_or_default();
+            assert_eq!(
+                String::from_utf8_lossy(&body),
+                "request verdict timed out\n"
+            );
+        }
+        Err(e) => panic!("a hook past the handshake timeout must give 503, got {e}"),
+        Ok(_) => panic!("admitted without a verdict"),
+    }
+    wait_until(
+        Duration::from_secs(5),
+        "the hook's future to be dropped",
+        || *dropped.lock().unwrap(),
+    );
+    assert_eq!(server.melody().len(), 0);
+}
