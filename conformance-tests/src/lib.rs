@@ -16,7 +16,8 @@
 //!
 //! What is covered: the handshake (101 with the right accept key and subprotocol; 4xx,
 //! 426, 400, 403 refusals; origin policy; handshake timeout; session cap 503; keys
-//! attached at upgrade), echo of text and binary across every frame-length encoding up
+//! attached at upgrade; the request hook's refusals, keys, state, topics, limits, awaits
+//! and panics), echo of text and binary across every frame-length encoding up
 //! to 1 MiB, fragments, ping/pong and ordering; bad input (1009, 1007, 1002) while the
 //! server keeps serving; hostile peers (slowloris handshakes, endless headers, endless
 //! fragments, ping floods, a thousand silent connections), each bounded in time and
@@ -187,6 +188,14 @@ macro_rules! __with_every_case {
             handshake_times_out_incomplete,
             session_cap_refuses_with_503,
             keys_visible_in_on_connect,
+            // request hook
+            request_hook_refuses_401_with_header,
+            request_hook_attaches_keys_and_state,
+            request_hook_subscribes_before_the_101,
+            request_hook_overrides_max_message_size,
+            request_hook_may_await,
+            request_hook_timeout_gives_503,
+            panicking_request_hook_gives_500,
             // echo
             echo_text_sizes,
             echo_binary_sizes,

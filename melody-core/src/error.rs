@@ -30,7 +30,17 @@ pub enum SessionError {
     /// The handshake was refused; the client got an HTTP error response.
     #[error(transparent)]
     Handshake(#[from] HandshakeRejection),
-    /// The handshake did not complete within `handshake_timeout`.
+    /// The application refused the request (see
+    /// [`Hub::refuse`](crate::Hub::refuse)); the client got this HTTP status and reason.
+    #[error("request refused with {status}: {reason}")]
+    Refused {
+        /// The HTTP status sent.
+        status: u16,
+        /// The reason sent as the body.
+        reason: String,
+    },
+    /// The handshake did not complete within `handshake_timeout` (a request still
+    /// waiting for its verdict then was answered 503).
     #[error("the handshake did not complete within the handshake timeout")]
     HandshakeTimeout,
     /// The peer sent a message larger than `max_message_size` (close 1009).

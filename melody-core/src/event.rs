@@ -9,11 +9,17 @@ use crate::prepared::MessageKind;
 
 /// One thing that happened to a session, taken with [`Hub::poll_event`](crate::Hub::poll_event).
 ///
-/// Per session, events come in the order things happened: `Connect` first (once the
-/// handshake succeeds), `Disconnect` last and exactly once, for every id `open` returned.
+/// Per session, events come in the order things happened: `Request` first when verdicts
+/// are on, `Connect` once the handshake succeeds, `Disconnect` last and exactly once,
+/// for every id `open` returned.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
+    /// The upgrade request passed the hub's own checks and waits for the application's
+    /// verdict: [`Hub::admit`](crate::Hub::admit) or [`Hub::refuse`](crate::Hub::refuse)
+    /// (only with [`Hub::set_request_verdicts`](crate::Hub::set_request_verdicts) on).
+    /// [`Hub::request`](crate::Hub::request) shows the request meanwhile.
+    Request,
     /// The handshake succeeded; the session can send and receive.
     Connect,
     /// A text message arrived (fragments already reassembled, UTF-8 checked).

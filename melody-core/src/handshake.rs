@@ -224,13 +224,36 @@ pub(crate) fn switching_protocols(accept: &Accept) -> Bytes {
 
 /// An HTTP error response whose body is the one-line reason.
 pub(crate) fn error_response(rejection: &HandshakeRejection) -> Bytes {
-    let status = rejection.status;
-    let body = format!("{}\n", rejection.reason);
-    let extra = if status == StatusCode::UPGRADE_REQUIRED {
+    let extra = if rejection.status == StatusCode::UPGRADE_REQUIRED {
         "Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n"
     } else {
         ""
     };
+    response_with(rejection.status, rejection.reason, extra)
+}
+
+/// The response of a refused request verdict: its status, reason (the body) and extra
+/// headers, the framing ones excepted.
+pub(crate) fn refusal_response(refusal: &crate::verdict::Refusal) -> Bytes {
+    let mut extra = String::new();
+    for (name, value) in refusal.headers.iter() {
+        if crate::verdict::is_framing_header(name) {
+            continue;
+        }
+        // `HeaderValue` holds no CR or LF, so a value cannot split the response; its
+        // bytes need not be UTF-8, hence the lossy rendering of the rare ones that are not.
+        extra.push_str(name.as_str());
+        extra.push_str(": ");
+        extra.push_str(&String::from_utf8_lossy(value.as_bytes()));
+        extra.push_str("\r\n");
+    }
+    // The reason is one line of the body: line breaks in it become spaces.
+    let reason = refusal.reason.replace(['\r', '\n'], " ");
+    response_with(refusal.effective_status(), &reason, &extra)
+}
+
+fn response_with(status: StatusCode, reason: &str, extra: &str) -> Bytes {
+    let body = format!("{reason}\n");
     Bytes::from(format!(
         "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\
          Connection: close\r\n{extra}\r\n{body}",

@@ -66,6 +66,8 @@ pub struct Hub<U = Keys> {
     stats: HubStats,
     /// Open sessions counted across several hubs (shards), when shared.
     shared_open: Option<Arc<AtomicUsize>>,
+    /// Requests wait for the application's verdict (see `set_request_verdicts`).
+    request_verdicts: bool,
 }
 
 impl<U> Hub<U> {
@@ -94,6 +96,7 @@ impl<U> Hub<U> {
             last_now: now,
             stats: HubStats::default(),
             shared_open: None,
+            request_verdicts: false,
         })
     }
 
@@ -161,9 +164,9 @@ impl<U> Hub<U> {
         if outcome.rejected {
             self.stats.rejected += 1;
         }
+        self.stats.dropped += outcome.undelivered;
         if outcome.finished {
             self.stats.finished += 1;
-            self.stats.dropped += outcome.undelivered;
             self.leave_all_topics(id);
             if self.get(id).is_some_and(|s| s.connected) {
                 self.open -= 1;
@@ -270,6 +273,55 @@ impl<U> Hub<U> {
         self.config.sent_events = on;
     }
 
+    /// Holds every upgrade request that passes the hub's own checks (parse, version,
+    /// key, origin, session cap; those still refuse on their own) for the application's
+    /// verdict: the session reports [`Event::Request`], stays in
+    /// [`SessionState::Handshake`], and gets its answer from [`Hub::admit`] or
+    /// [`Hub::refuse`]. Meanwhile it may be subscribed to topics (what is published to
+    /// them goes out behind its 101), bytes the peer sends are kept for the session
+    /// (past `max_handshake_size` of them, it is refused with 431), and the handshake
+    /// timeout still runs: at it, the client gets 503 and the session ends with
+    /// [`SessionError::HandshakeTimeout`](crate::SessionError::HandshakeTimeout).
+    /// Off by default: requests are answered at once. Applies to requests completed
+    /// after the call.
+    pub fn set_request_verdicts(&mut self, on: bool) {
+        self.request_verdicts = on;
+    }
+
+    /// The upgrade request of a session awaiting its verdict, or of an open session
+    /// (until [`Hub::take_request`] moves it out). Parsed on first use.
+    pub fn request(&self, id: SessionId) -> Option<&Request> {
+        self.get(id)?.request_head().map(RequestHead::request)
+    }
+
+    /// Admits a request awaiting its verdict: writes its 101 and opens the session
+    /// ([`Event::Connect`] follows), with `admission`'s per-session overrides. Returns
+    /// `Ok(false)`, doing nothing, when the session awaits no verdict: it ended
+    /// meanwhile (the peer left, the handshake timed out) or was answered already, so
+    /// a late verdict is harmless.
+    pub fn admit(
+        &mut self,
+        id: SessionId,
+        now: Instant,
+        admission: crate::verdict::Admission,
+    ) -> Result<bool, UnknownSession> {
+        self.with(id, now, |s, ctx| s.admit(ctx, &admission))
+    }
+
+    /// Refuses a request awaiting its verdict: the client gets `refusal`'s status,
+    /// headers and reason, then the connection ends, reported as
+    /// [`SessionError::Refused`](crate::SessionError::Refused) and counted in
+    /// [`HubStats::rejected`]. Anything published to the session's topics meanwhile is
+    /// dropped. Returns `Ok(false)`, doing nothing, when the session awaits no verdict.
+    pub fn refuse(
+        &mut self,
+        id: SessionId,
+        now: Instant,
+        refusal: crate::verdict::Refusal,
+    ) -> Result<bool, UnknownSession> {
+        self.with(id, now, |s, ctx| s.refuse(ctx, &refusal))
+    }
+
     /// Frees the memory a session's empty queues still hold, unless data was queued
     /// for it since its last ping: call it when a session goes idle (a driver parking
     /// it). Sessions in steady use keep their buffers warm (no allocation per message);
@@ -299,9 +351,12 @@ impl<U> Hub<U> {
         input: &[u8],
     ) -> Result<(), UnknownSession> {
         let at_capacity = self.at_capacity();
+        let await_verdict = self.request_verdicts;
         self.with(id, now, |s, ctx| {
             let outcome = match s.phase {
-                Phase::Handshake { .. } => s.handle_handshake_input(ctx, input, at_capacity),
+                Phase::Handshake { .. } => {
+                    s.handle_handshake_input(ctx, input, at_capacity, await_verdict)
+                }
                 _ => s.handle_frames(ctx, input),
             };
             ((), outcome)

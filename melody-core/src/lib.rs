@@ -18,6 +18,7 @@ mod session_view;
 mod target;
 mod timers;
 mod topics;
+mod verdict;
 
 pub use batch::Batch;
 pub use config::{Config, ConfigError, DropPolicy, OriginPolicy, Setting};
@@ -30,6 +31,7 @@ pub use prepared::{MessageKind, Prepared};
 pub use session::{ConnectionInfo, SessionId, SessionState, SessionStats, Transmit};
 pub use session_view::SessionView;
 pub use target::{Delivery, Target};
+pub use verdict::{Admission, Refusal};
 
 pub use bytes::Bytes;
 /// The `http` crate's types (`Request`, `StatusCode`, headers) that the handshake uses.

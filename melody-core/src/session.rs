@@ -93,12 +93,30 @@ pub enum SessionState {
 pub(crate) enum Phase {
     Handshake {
         buf: Vec<u8>,
+        /// A request that passed our checks and waits for the application's verdict.
+        awaiting: Option<Box<Awaiting>>,
     },
     Open {
         ws: Box<WebSocketContext>,
         reading: bool,
     },
     Finished,
+}
+
+/// A request held for a verdict: what its 101 and the open session will need.
+pub(crate) struct Awaiting {
+    pub(crate) head: RequestHead,
+    accept: Accept,
+    /// Bytes past the request head (frames sent before our answer), kept for the open
+    /// session, bounded by `max_handshake_size`.
+    leftover: Vec<u8>,
+}
+
+/// Outbox bounds set for one session by its [`Admission`](crate::Admission).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BoundsOverride {
+    messages: Option<usize>,
+    bytes: Option<Option<usize>>,
 }
 
 /// What the hub must do after a session changed.
@@ -149,6 +167,8 @@ pub(crate) struct SessionMachine<U> {
     pub(crate) connected: bool,
     /// Our close frame (or error response) has been written out.
     close_written: bool,
+    /// Outbox bounds of this session's admission, if it set any (boxed: most have none).
+    bounds_override: Option<Box<BoundsOverride>>,
     /// After our close frame is written, wait for the peer's before finishing.
     await_peer_close: bool,
     peer_closed: bool,
@@ -223,7 +243,10 @@ impl<U> SessionMachine<U> {
     pub(crate) fn new(serial: u32, info: ConnectionInfo, user: U) -> Self {
         SessionMachine {
             serial,
-            phase: Phase::Handshake { buf: Vec::new() },
+            phase: Phase::Handshake {
+                buf: Vec::new(),
+                awaiting: None,
+            },
             outbox: Outbox::default(),
             events: VecDeque::new(),
             timers: SessionTimers::default(),
@@ -239,6 +262,7 @@ impl<U> SessionMachine<U> {
             data_since_ping: false,
             connected: false,
             close_written: false,
+            bounds_override: None,
             await_peer_close: false,
             peer_closed: false,
         }
@@ -262,8 +286,30 @@ impl<U> SessionMachine<U> {
     /// that write: it takes them then, without being woken for them.
     pub(crate) fn wants_service(&self) -> bool {
         !self.events.is_empty()
-            || (self.outbox.has_unsent() && !self.outbox.has_in_flight())
+            || (self.outbox.has_unsent() && !self.outbox.has_in_flight() && !self.is_awaiting())
             || self.is_finished()
+    }
+
+    /// Waits for the application's verdict on its request (nothing is written meanwhile).
+    pub(crate) fn is_awaiting(&self) -> bool {
+        matches!(
+            &self.phase,
+            Phase::Handshake {
+                awaiting: Some(_),
+                ..
+            }
+        ) && !self.outbox.is_sealed()
+    }
+
+    /// The request held for a verdict, or the open session's request.
+    pub(crate) fn request_head(&self) -> Option<&RequestHead> {
+        match &self.phase {
+            Phase::Handshake {
+                awaiting: Some(awaiting),
+                ..
+            } => Some(&awaiting.head),
+            _ => self.meta.request.as_ref(),
+        }
     }
 
     /// Frees the memory of empty queues, unless data flowed since the last ping tick:
@@ -288,18 +334,40 @@ impl<U> SessionMachine<U> {
     // ---- handshake ----------------------------------------------------------------
 
     /// Feeds handshake bytes; on a complete request, validates and answers it.
-    /// `at_capacity` says the session cap is reached.
+    /// `at_capacity` says the session cap is reached; with `await_verdict`, a request
+    /// that passes our checks is held for the application's verdict instead of answered.
     pub(crate) fn handle_handshake_input(
         &mut self,
         ctx: &mut Ctx<'_>,
         input: &[u8],
         at_capacity: bool,
+        await_verdict: bool,
     ) -> Outcome {
-        let Phase::Handshake { buf } = &mut self.phase else {
+        let Phase::Handshake { buf, awaiting } = &mut self.phase else {
             return Outcome::default();
         };
         if self.outbox.is_sealed() {
             // Answering a refused handshake: whatever else arrives is ignored.
+            return Outcome::default();
+        }
+        if let Some(held) = awaiting {
+            // Frames sent before our answer wait for the open session, bounded like
+            // the request itself: a peer cannot grow a held session without limit.
+            if held.leftover.len() + input.len() > ctx.config.max_handshake_size {
+                *awaiting = None;
+                self.reject(
+                    ctx,
+                    HandshakeRejection::new(
+                        tungstenite::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                        "bytes sent before the handshake answer exceed max_handshake_size",
+                    ),
+                );
+                return Outcome {
+                    rejected: true,
+                    ..Outcome::default()
+                };
+            }
+            held.leftover.extend_from_slice(input);
             return Outcome::default();
         }
         let room = ctx.config.max_handshake_size.saturating_sub(buf.len());
@@ -342,6 +410,19 @@ impl<U> SessionMachine<U> {
             other => other,
         };
         match accepted {
+            Ok(accept) if await_verdict => {
+                // The parsed request is kept: the application reads it for its verdict.
+                let held = Awaiting {
+                    head: RequestHead::parsed(*request),
+                    accept,
+                    leftover,
+                };
+                if let Phase::Handshake { awaiting, .. } = &mut self.phase {
+                    *awaiting = Some(Box::new(held));
+                }
+                self.events.push_back(Event::Request);
+                Outcome::default()
+            }
             Ok(accept) => {
                 self.outbox
                     .push_control(handshake::switching_protocols(&accept));
@@ -365,6 +446,99 @@ impl<U> SessionMachine<U> {
         self.await_peer_close = false;
         // The handshake deadline stays armed: it now bounds the writing of the answer.
         let _ = ctx;
+    }
+
+    // ---- verdict ------------------------------------------------------------------
+
+    /// Admits a request held for a verdict: writes the 101 (ahead of any data already
+    /// queued for the session's topics) and opens the session with `admission`'s
+    /// overrides. Returns `false`, doing nothing, if no request is held (the session
+    /// ended meanwhile, or was answered already).
+    pub(crate) fn admit(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        admission: &crate::verdict::Admission,
+    ) -> (bool, Outcome) {
+        if !self.is_awaiting() {
+            return (false, Outcome::default());
+        }
+        let Phase::Handshake { awaiting, .. } = &mut self.phase else {
+            return (false, Outcome::default());
+        };
+        let Some(held) = awaiting.take() else {
+            return (false, Outcome::default());
+        };
+        if let Some(max) = admission.max_message_size {
+            ctx.ws_config = ctx
+                .ws_config
+                .max_message_size(Some(max))
+                .max_frame_size(Some(max));
+        }
+        if admission.message_buffer_size.is_some() || admission.message_buffer_bytes.is_some() {
+            self.bounds_override = Some(Box::new(BoundsOverride {
+                messages: admission.message_buffer_size,
+                bytes: admission.message_buffer_bytes,
+            }));
+        }
+        // The control lane goes out before the data lane: the 101 precedes whatever
+        // was published to the session's topics while it waited.
+        self.outbox
+            .push_control(handshake::switching_protocols(&held.accept));
+        let Awaiting {
+            head,
+            accept,
+            leftover,
+        } = *held;
+        (true, self.establish(ctx, head, accept, leftover))
+    }
+
+    /// Refuses a request held for a verdict with `refusal`'s response; the session ends
+    /// once it is written. Returns `false`, doing nothing, if no request is held.
+    pub(crate) fn refuse(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        refusal: &crate::verdict::Refusal,
+    ) -> (bool, Outcome) {
+        if !self.is_awaiting() {
+            return (false, Outcome::default());
+        }
+        let response = handshake::refusal_response(refusal);
+        let err = SessionError::Refused {
+            status: refusal.effective_status().as_u16(),
+            reason: refusal.reason.clone(),
+        };
+        (true, self.answer_held(ctx, response, err))
+    }
+
+    /// Answers a held request with an HTTP error: what was queued for the session is
+    /// dropped (counted), the response is the last thing written.
+    fn answer_held(&mut self, ctx: &mut Ctx<'_>, response: Bytes, err: SessionError) -> Outcome {
+        if let Phase::Handshake { awaiting, .. } = &mut self.phase {
+            *awaiting = None;
+        }
+        let discarded = self.outbox.discard_queued_data();
+        self.count_drops(discarded as u64);
+        self.events.push_back(Event::Error(err));
+        self.outbox.seal_with_close(response);
+        self.await_peer_close = false;
+        self.sync_write_timer(ctx);
+        Outcome {
+            rejected: true,
+            undelivered: discarded as u64,
+            ..Outcome::default()
+        }
+    }
+
+    /// The outbox bounds of this session: the hub's, or its admission's overrides.
+    fn bounds(&self, hub: Bounds) -> Bounds {
+        match &self.bounds_override {
+            None => hub,
+            Some(o) => Bounds {
+                messages: o.messages.unwrap_or(hub.messages),
+                bytes: o.bytes.unwrap_or(hub.bytes),
+                policy: hub.policy,
+            },
+        }
     }
 
     /// Enters the open phase (after our 101, or after an HTTP framework's upgrade).
@@ -504,10 +678,12 @@ impl<U> SessionMachine<U> {
 
     /// Offers a data message to the outbox.
     pub(crate) fn send(&mut self, ctx: &mut Ctx<'_>, msg: &Prepared, bounds: Bounds) -> Admit {
-        if !matches!(self.phase, Phase::Open { .. }) {
+        // A session awaiting its verdict queues data too (for the topics it was
+        // subscribed to meanwhile): it goes out behind the 101, or is dropped on refusal.
+        if !matches!(self.phase, Phase::Open { .. }) && !self.is_awaiting() {
             return Admit::Closed;
         }
-        let admit = self.outbox.push_data(msg, bounds);
+        let admit = self.outbox.push_data(msg, self.bounds(bounds));
         match admit {
             Admit::Queued { evicted } => {
                 self.data_since_ping = true;
@@ -579,6 +755,10 @@ impl<U> SessionMachine<U> {
         }
         if !batch.is_empty() {
             return Transmit::Write(0);
+        }
+        if self.is_awaiting() {
+            // Nothing goes out before the verdict's answer.
+            return Transmit::Idle;
         }
         let n = self.outbox.transmit(batch, ctx.config.sent_events);
         self.sync_write_timer(ctx);
@@ -666,6 +846,16 @@ impl<U> SessionMachine<U> {
                 Outcome::default()
             }
             TimerKind::Handshake => {
+                if self.is_awaiting() {
+                    // No verdict in time: the client still gets an answer (bounded
+                    // by write_wait), and is told it may retry.
+                    let rejection = HandshakeRejection::new(
+                        tungstenite::http::StatusCode::SERVICE_UNAVAILABLE,
+                        "request verdict timed out",
+                    );
+                    let response = handshake::error_response(&rejection);
+                    return self.answer_held(ctx, response, SessionError::HandshakeTimeout);
+                }
                 if matches!(self.phase, Phase::Handshake { .. }) {
                     return self.fail(ctx, SessionError::HandshakeTimeout);
                 }

@@ -10,6 +10,7 @@
 pub use crate::error::Error;
 pub use crate::filter::SessionRef;
 pub use crate::melody::ShutdownReport;
+pub use crate::request::{RequestInfo, Verdict};
 pub use crate::runtime::{BoxFuture, Runtime, Transport};
 pub use crate::slot::SessionKey;
 pub use melody_core::http;

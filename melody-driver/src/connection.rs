@@ -17,6 +17,7 @@ use melody_core::{
 use crate::clock;
 use crate::error::Error;
 use crate::handlers::Handlers;
+use crate::request::{Admitted, Decision, RequestInfo, Verdict, VerdictFuture};
 use crate::runtime::{Runtime, Transport};
 use crate::session::Session;
 use crate::shared::Shared;
@@ -56,6 +57,9 @@ pub struct Connection<R: Runtime, T: Transport> {
     unreported: usize,
     events: VecDeque<Event>,
     session: Option<Session<R>>,
+    /// The request hook's future while the request waits for its verdict; dropped if
+    /// the session ends first.
+    verdict: Option<VerdictFuture>,
     read_done: bool,
     /// The transport said "nothing to read" in this poll and holds our waker: asking
     /// again before the next wakeup is a wasted syscall on readiness-less transports
@@ -83,6 +87,7 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             unreported: 0,
             events: VecDeque::new(),
             session: None,
+            verdict: None,
             read_done: false,
             read_blocked: false,
             read_this_poll: 0,
@@ -153,6 +158,7 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         let written = std::mem::take(&mut self.unreported);
         let (events, batch, id) = (&mut self.events, &mut self.batch, self.id);
         let mut connected_info = None;
+        let mut request_info = None;
         let mut trimmed = false;
         let (found, finished) = self.shared.shards[self.shard].with(&self.shared.clock, |hub| {
             if written > 0 {
@@ -160,8 +166,10 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             }
             let before = events.len();
             while let Some(event) = hub.poll_event(id) {
-                if matches!(event, Event::Connect) {
-                    connected_info = hub_info(hub, id, shard);
+                match event {
+                    Event::Connect => connected_info = hub_info(hub, id, shard),
+                    Event::Request => request_info = request_info_of(hub, id),
+                    _ => {}
                 }
                 events.push_back(event);
             }
@@ -191,8 +199,93 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         if finished {
             // The hub emptied the batch: what it held was counted as undelivered.
             self.finished = true;
+            // A verdict still pending has nobody left to answer (timeout, peer gone).
+            self.verdict = None;
+        } else if let Some(info) = request_info {
+            self.start_verdict(info);
         }
         found
+    }
+
+    /// Calls the request hook for a request awaiting its verdict, outside every lock.
+    fn start_verdict(&mut self, info: RequestInfo) {
+        let handlers = self.shared.handlers();
+        let Some(hook) = handlers.request.clone() else {
+            // The hook is never unset once set; a request held without one is admitted
+            // as if no hook had ever been registered.
+            self.apply_verdict(Verdict::admit());
+            return;
+        };
+        match catch_unwind(AssertUnwindSafe(|| hook(info))) {
+            Ok(future) => self.verdict = Some(future),
+            Err(_) => self.hook_panicked(),
+        }
+    }
+
+    /// Polls the request hook's future; applies its verdict once ready. Returns whether
+    /// it did.
+    fn poll_verdict(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(future) = self.verdict.as_mut() else {
+            return false;
+        };
+        match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => false,
+            Ok(Poll::Ready(verdict)) => {
+                self.verdict = None;
+                self.apply_verdict(verdict);
+                true
+            }
+            Err(_) => {
+                self.verdict = None;
+                self.hook_panicked();
+                true
+            }
+        }
+    }
+
+    /// A panicking hook refuses its request with 500; there is no session to report it
+    /// to, so it is counted (`Melody::hook_panics`).
+    fn hook_panicked(&mut self) {
+        self.shared
+            .hook_panics
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.apply_verdict(Verdict::refuse(500, "internal error"));
+    }
+
+    /// Applies a verdict under one shard lock: keys, state and topics are in place
+    /// before the 101 is queued, so `on_connect` and the first publish see them. A
+    /// verdict for a session that ended meanwhile does nothing.
+    fn apply_verdict(&mut self, verdict: Verdict) {
+        let now = self.shared.rt.now();
+        let subscribed = self.with_hub(|hub, id| match verdict.decision {
+            Decision::Admit(admitted) => {
+                let Admitted {
+                    keys,
+                    state,
+                    topics,
+                    admission,
+                } = *admitted;
+                if let Some(slot) = hub.user_mut(id) {
+                    slot.keys = keys;
+                    slot.state.extend(state);
+                }
+                let subscribed: Vec<String> = topics
+                    .into_iter()
+                    .filter(|topic| hub.subscribe(id, topic))
+                    .collect();
+                let _ = hub.admit(id, now, admission);
+                subscribed
+            }
+            Decision::Refuse(refusal) => {
+                let _ = hub.refuse(id, now, refusal);
+                Vec::new()
+            }
+        });
+        if let Some(backplane) = self.shared.backplane.get() {
+            for topic in &subscribed {
+                backplane.note_subscribed(topic);
+            }
+        }
     }
 
     /// Runs the handlers for the events taken, in order.
@@ -286,6 +379,19 @@ fn hub_info(hub: &mut Hub<Slot>, id: SessionId, shard: u32) -> Option<Arc<Info>>
     Some(info)
 }
 
+/// What the request hook is shown of a request awaiting its verdict.
+fn request_info_of(hub: &Hub<Slot>, id: SessionId) -> Option<RequestInfo> {
+    let request = hub.request(id)?;
+    let view = hub.session(id)?;
+    Some(RequestInfo {
+        method: request.method().clone(),
+        uri: request.uri().clone(),
+        headers: request.headers().clone(),
+        remote_addr: view.remote_addr(),
+        local_addr: view.local_addr(),
+    })
+}
+
 fn run<R: Runtime>(h: &Handlers<R>, s: &Session<R>, event: &Event) {
     match event {
         Event::Connect => {
@@ -367,6 +473,7 @@ impl<R: Runtime, T: Transport> Future for Connection<R, T> {
         this.read_this_poll = 0;
         for _ in 0..TURNS_PER_POLL {
             let mut progress = this.read(cx);
+            progress |= this.poll_verdict(cx);
             // Parks the task when it finds nothing: nothing below touches the hub
             // then, so no wakeup can be lost between the look and the park.
             progress |= this.exchange(cx);

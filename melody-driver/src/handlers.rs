@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::error::Error;
+use crate::request::RequestHook;
 use crate::runtime::Runtime;
 use crate::session::Session;
 
@@ -25,6 +26,8 @@ pub(crate) struct Handlers<R: Runtime> {
     pub(crate) close: CloseHandler<R>,
     pub(crate) sent: TextHandler<R>,
     pub(crate) sent_binary: BinaryHandler<R>,
+    /// The request hook: while set, every request waits for its verdict.
+    pub(crate) request: Option<RequestHook>,
 }
 
 impl<R: Runtime> Default for Handlers<R> {
@@ -40,6 +43,7 @@ impl<R: Runtime> Default for Handlers<R> {
             close: None,
             sent: None,
             sent_binary: None,
+            request: None,
         }
     }
 }
@@ -57,6 +61,7 @@ impl<R: Runtime> Clone for Handlers<R> {
             close: self.close.clone(),
             sent: self.sent.clone(),
             sent_binary: self.sent_binary.clone(),
+            request: self.request.clone(),
         }
     }
 }
@@ -64,5 +69,9 @@ impl<R: Runtime> Clone for Handlers<R> {
 impl<R: Runtime> Handlers<R> {
     pub(crate) fn wants_sent(&self) -> bool {
         self.sent.is_some() || self.sent_binary.is_some()
+    }
+
+    pub(crate) fn wants_verdicts(&self) -> bool {
+        self.request.is_some()
     }
 }

@@ -1,6 +1,7 @@
 //! `Melody`: the handle applications hold — handlers, broadcast, topics, shutdown.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,6 +16,7 @@ use crate::connection::Connection;
 use crate::error::Error;
 use crate::fanout::{self, Recipients};
 use crate::filter::SessionRef;
+use crate::request::{RequestHook, RequestInfo, Verdict, VerdictFuture};
 use crate::runtime::{Runtime, Transport};
 use crate::session::Session;
 use crate::shared::Shared;
@@ -163,6 +165,38 @@ impl<R: Runtime> Melody<R> {
     handler!(/// Called when a binary message has been fully written (olahol/melody's
         /// `HandleSentMessageBinary`).
         on_sent_binary, sent_binary, (&[u8]));
+
+    /// Sets the request hook (olahol/melody's `HandleRequestWithKeys`, made
+    /// asynchronous): every upgrade request that passes melody's own checks (method,
+    /// version, key, origin, session cap) waits for the [`Verdict`] its future returns.
+    /// [`Verdict::admit`] writes the 101 and connects the session with the keys, state,
+    /// topics and limits it carries (all in place before `on_connect`);
+    /// [`Verdict::refuse`] answers with its HTTP error and ends the connection (no
+    /// session, so no handler runs; counted in [`HubStats::rejected`]).
+    ///
+    /// The hook may await (a token check, a lookup); `Config::handshake_timeout` bounds
+    /// the wait: past it the client gets 503 and the future is dropped, as it is when
+    /// the peer leaves meanwhile. A hook that panics (when called or polled) refuses
+    /// with 500 "internal error" and is counted in [`Melody::hook_panics`]. Replaces
+    /// any earlier hook; requests complete after the call wait for it.
+    ///
+    /// It judges the requests melody answers itself (an adapter's `serve` and
+    /// `accept`, [`Melody::connection`]); an upgrade an HTTP framework already answered
+    /// (`handle_request_with_keys` and the like) decides its keys there instead.
+    pub fn on_request<F, Fut>(&self, hook: F)
+    where
+        F: Fn(RequestInfo) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Verdict> + Send + 'static,
+    {
+        let hook: RequestHook = Arc::new(move |info| -> VerdictFuture { Box::pin(hook(info)) });
+        self.shared.update_handlers(|h| h.request = Some(hook));
+    }
+
+    /// How many times the request hook panicked since the instance was made (each such
+    /// request was refused with 500; no session existed to report it to).
+    pub fn hook_panics(&self) -> u64 {
+        self.shared.hook_panics.load(Ordering::Relaxed)
+    }
 
     // ---- connections --------------------------------------------------------------
 

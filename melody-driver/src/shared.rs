@@ -1,6 +1,6 @@
 //! State shared by a `Melody`, its sessions, its connection tasks and its clock.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Instant;
 
@@ -24,6 +24,8 @@ pub(crate) struct Shared<R: Runtime> {
     pub(crate) open: Arc<AtomicUsize>,
     pub(crate) clock: ClockSignal,
     pub(crate) lifecycle: Arc<Lifecycle>,
+    /// Request hooks that panicked (each request was refused with 500).
+    pub(crate) hook_panics: AtomicU64,
     /// Set once by `attach_backplane`: broadcasts and publishes are also forwarded there.
     pub(crate) backplane: OnceLock<Attached>,
 }
@@ -53,6 +55,7 @@ impl<R: Runtime> Shared<R> {
             open,
             lifecycle: Arc::default(),
             backplane: OnceLock::new(),
+            hook_panics: AtomicU64::new(0),
         })
     }
 
@@ -69,7 +72,8 @@ impl<R: Runtime> Shared<R> {
     }
 
     /// Changes the handlers; `Sent` events are produced exactly while an `on_sent`
-    /// handler is registered.
+    /// handler is registered, and requests wait for a verdict exactly while a request
+    /// hook is.
     pub(crate) fn update_handlers(&self, update: impl FnOnce(&mut Handlers<R>)) {
         let mut guard = match self.handlers.write() {
             Ok(g) => g,
@@ -78,10 +82,14 @@ impl<R: Runtime> Shared<R> {
         let mut next = (**guard).clone();
         update(&mut next);
         let wants_sent = next.wants_sent();
+        let wants_verdicts = next.wants_verdicts();
         *guard = Arc::new(next);
         drop(guard);
         for shard in self.shards.iter() {
-            shard.with(&self.clock, |hub| hub.set_sent_events(wants_sent));
+            shard.with(&self.clock, |hub| {
+                hub.set_sent_events(wants_sent);
+                hub.set_request_verdicts(wants_verdicts);
+            });
         }
     }
 

@@ -12,6 +12,7 @@ mod hostile_peers;
 mod keepalive;
 mod limits;
 mod load;
+mod request_hook;
 mod shutdown_load;
 mod slow;
 
@@ -25,5 +26,6 @@ pub use hostile_peers::*;
 pub use keepalive::*;
 pub use limits::*;
 pub use load::*;
+pub use request_hook::*;
 pub use shutdown_load::*;
 pub use slow::*;

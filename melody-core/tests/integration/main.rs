@@ -15,3 +15,4 @@ mod keepalive;
 mod outbox;
 mod scale;
 mod settings;
+mod verdict;

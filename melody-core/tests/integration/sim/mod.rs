@@ -234,6 +234,14 @@ impl Sim {
         let id = self.open_raw();
         self.peer(id).send_raw(request.as_bytes());
         self.pump();
+        self.attach_client(id);
+        id
+    }
+
+    /// Reads the hub's answer to a peer's request and, if it is a 101, puts a
+    /// tungstenite client on the connection. Returns the response head; panics if the
+    /// answer is not a 101.
+    pub fn attach_client(&mut self, id: SessionId) -> String {
         let peer = self.peers.get_mut(&id).expect("peer");
         let raw = peer.take_raw();
         let end = find(&raw, b"\r\n\r\n").expect("a complete HTTP response");
@@ -251,7 +259,7 @@ impl Sim {
         let ws = WebSocket::from_partially_read(stream, rest, Role::Client, None);
         peer.kind = Some(PeerKind::Client(Box::new(ws)));
         self.pump();
-        id
+        head
     }
 
     /// Opens a connection with a raw peer that answers pings (cheap: no WebSocket library).
