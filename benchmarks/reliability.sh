@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Reliability runs against one server: slow consumers among fast ones, connection
-# churn, and silent connections evicted by keepalive. Each run starts a fresh server
+# churn, silent connections evicted by keepalive, and hostile clients trying to grow
+# the server's memory (the `attacks` sets). Each run starts a fresh server
 # (pinned to core 0, the load generator on core 1) with the flags it needs and
 # `--stats-addr`, whose `GET /stats` gives the server's own counters; each prints one
 # RESULT line (JSON after "RESULT ").
@@ -11,7 +12,9 @@
 # (every adapter's `server` example does), e.g.
 #   benchmarks/reliability.sh melody-tokio -- target/release/examples/server --threads 1 --shards 1
 # SETS selects runs (default "fast900 slow churn silent"; also slow0 and
-# churn-short-warmup); every run is bounded in time.
+# churn-short-warmup, and "attacks" for the five attack-* runs: attack-none,
+# attack-slow-echo, attack-pong-fragments, attack-huge-headers, attack-oversize);
+# every run is bounded in time (an attack run: ATTACK_SECONDS, default 10).
 # SERVER_LOG names a file for the servers' output (default: discarded); LOADGEN the
 # load generator (default target/release/loadgen); PORT the server's port (6500; its
 # stats on PORT + 1).
@@ -24,6 +27,8 @@ command=("$@")
 port=${PORT:-6500}
 stats_port=${STATS_PORT:-$((port + 1))}
 sets=${SETS:-"fast900 slow churn silent"}
+sets=${sets//attacks/attack-none attack-slow-echo attack-pong-fragments attack-huge-headers attack-oversize}
+attack_seconds=${ATTACK_SECONDS:-10}
 loadgen=${LOADGEN:-target/release/loadgen}
 server_log=${SERVER_LOG:-/dev/null}
 ulimit -n 20000 2>/dev/null || true
@@ -67,6 +72,15 @@ patient=(--write-wait-ms 120000 --ping-period-ms 110000 --pong-wait-ms 120000)
 # Churn and silence: keepalive periods short enough that timers run out, and silent
 # peers are evicted, within a bounded run.
 brisk=(--ping-period-ms 5000 --pong-wait-ms 10000)
+# Attacks: a 64 MiB memory budget, so that peak RSS can be read against it; a 16 MiB
+# message limit for the attacks the issue found at that limit.
+budget=(--memory-budget 67108864)
+big=(--max-message-size 16777216)
+attack() {
+    local kind=$1; shift
+    run attack --url ws://127.0.0.1:$port/echo --kind "$kind" --seconds "$attack_seconds" \
+        --time-limit $((attack_seconds + 60)) "$@"
+}
 
 for set in $sets; do
     case $set in
@@ -98,6 +112,26 @@ for set in $sets; do
         silent) start "${brisk[@]}"
                run silent --url ws://127.0.0.1:$port/ws --connections 10000 \
                    --evict-limit 60 --time-limit 120 ;;
+        # Hostile clients on /echo while one normal client measures its echo latency
+        # (a 64-byte echo every 20 ms): peak RSS and what /stats says the server held
+        # against its budget. `attack-none` is the reference, with no attacker.
+        attack-none) start "${budget[@]}"
+               attack none --attackers 0 ;;
+        # 200 clients send 64 KiB messages and never read (small receive buffer and
+        # segment size): their echoes pile up in the server.
+        attack-slow-echo) start "${budget[@]}"
+               attack slow-echo --attackers 200 --size 65536 ;;
+        # 50 clients keep a message just under the 16 MiB limit incomplete, a pong
+        # between fragments and then every 100 ms.
+        attack-pong-fragments) start "${budget[@]}" "${big[@]}"
+               attack pong-fragments --attackers 50 --limit 16777216 ;;
+        # 200 clients send one header announcing 16 MiB, then nothing.
+        attack-huge-headers) start "${budget[@]}" "${big[@]}"
+               attack huge-headers --attackers 200 --limit 16777216 ;;
+        # 20 clients each write a whole 16 MiB + 1 message before reading: each must
+        # read close 1009.
+        attack-oversize) start "${budget[@]}" "${big[@]}"
+               attack oversize --attackers 20 --limit 16777216 ;;
         *) echo "unknown set $set" >&2; exit 2 ;;
     esac
 done

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Browser test of an adapter's chat example (melody-tokio's unless CHAT_ADAPTERS says
-# otherwise): headless Debian Chromium, driven by playwright-core from node's test
+# Browser tests: an adapter's chat example (melody-tokio's unless CHAT_ADAPTERS says
+# otherwise), then melody-tokio's events example (EventSource and WebSocket on one
+# device): headless Debian Chromium, driven by playwright-core from node's test
 # runner. Installs what is missing (idempotent) and exits non-zero if a test fails.
 #
 #   browser-tests/run.sh                       # from the repository root
 #   CHAT_ADAPTERS="melody-tokio melody-smol melody-async-std" browser-tests/run.sh
+#   CHAT_COMPRESSION="off shared dedicated" browser-tests/run.sh   # each chat test per
+#                                              # --compression mode (default: off)
 #   SCREENSHOT=chat.png browser-tests/run.sh   # keeps a picture, in browser-tests/
 #                                              # (with CHAT_ADAPTERS: chat-ADAPTER.png)
+#   EVENTS_SCREENSHOT=events.png browser-tests/run.sh
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -23,6 +27,12 @@ for adapter in ${CHAT_ADAPTERS:-melody-tokio}; do
     if [ -n "$screenshot" ] && [ -n "${CHAT_ADAPTERS:-}" ]; then
         export SCREENSHOT="${screenshot%.png}-$adapter.png"
     fi
-    node --test chat.test.mjs || status=1
+    for mode in ${CHAT_COMPRESSION:-off}; do
+        CHAT_COMPRESSION=$mode node --test chat.test.mjs || status=1
+    done
 done
+
+cargo build --quiet -p melody-tokio --example events
+export EVENTS_BIN="$target_dir/debug/examples/events"
+node --test events.test.mjs || status=1
 exit $status

@@ -279,6 +279,8 @@ impl Head {
 #[derive(Debug)]
 pub(crate) struct RawFrame {
     pub(crate) fin: bool,
+    /// RSV1: the message is compressed (permessage-deflate).
+    pub(crate) rsv1: bool,
     pub(crate) opcode: u8,
     pub(crate) masked: bool,
     pub(crate) payload: Vec<u8>,
@@ -354,11 +356,32 @@ impl Raw {
 
     /// Completes a WebSocket handshake on `path` and checks the 101.
     pub(crate) fn upgrade(addr: SocketAddr, path: &str) -> Raw {
-        let mut raw = Raw::connect(addr);
+        Raw::upgrade_on(tcp(addr), addr, path)
+    }
+
+    /// Completes a WebSocket handshake on `path` over a connected `stream` to `addr`,
+    /// and checks the 101.
+    pub(crate) fn upgrade_on(stream: TcpStream, addr: SocketAddr, path: &str) -> Raw {
+        stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(READ_TIMEOUT)).unwrap();
+        let mut raw = Raw {
+            stream,
+            buf: Vec::new(),
+        };
         raw.send(upgrade_request(addr, path, &[], &[]).as_bytes());
         let head = raw.read_head();
         assert_eq!(head.status, 101, "handshake refused: {head:?}");
         raw
+    }
+
+    /// Completes a WebSocket handshake on `path` with `extra` request headers; returns
+    /// the peer and the 101's head.
+    pub(crate) fn upgrade_with(addr: SocketAddr, path: &str, extra: &[&str]) -> (Raw, Head) {
+        let mut raw = Raw::connect(addr);
+        raw.send(upgrade_request(addr, path, &[], extra).as_bytes());
+        let head = raw.read_head();
+        assert_eq!(head.status, 101, "handshake refused: {head:?}");
+        (raw, head)
     }
 
     /// The client's address (the session's `remote_addr`).
@@ -514,6 +537,7 @@ fn parse_frame(buf: &[u8]) -> Option<(RawFrame, usize)> {
         return None;
     }
     let fin = buf[0] & 0x80 != 0;
+    let rsv1 = buf[0] & 0x40 != 0;
     let opcode = buf[0] & 0x0f;
     let masked = buf[1] & 0x80 != 0;
     let (len, mut at) = match buf[1] & 0x7f {
@@ -554,6 +578,7 @@ fn parse_frame(buf: &[u8]) -> Option<(RawFrame, usize)> {
     Some((
         RawFrame {
             fin,
+            rsv1,
             opcode,
             masked,
             payload,

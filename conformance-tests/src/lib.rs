@@ -6,9 +6,9 @@
 //! [`conformance_suite!`] expands to one `#[test]` per case for it. The cases are
 //! written once, here, in [`cases`].
 //!
-//! The client side shares no code with any adapter: blocking `tungstenite` clients and
-//! raw `std::net::TcpStream`s (for input no client library will send) on plain
-//! threads. Every read has a 5 s timeout and every case a time limit, so a misbehaving
+//! The client side shares no code with any adapter: blocking `tungstenite` clients,
+//! raw `std::net::TcpStream`s (for input no client library will send) and an
+//! event-stream client (HTTP/1.1 chunks, the WHATWG parser) on plain threads. Every read has a 5 s timeout and every case a time limit, so a misbehaving
 //! adapter fails a case instead of hanging the run. Each case binds its own
 //! `127.0.0.1:0` listener, so cases run in parallel. Timing cases use short periods
 //! (100 ms ping, 300 ms pong and write waits) and tolerant windows; exact timing is
@@ -26,8 +26,11 @@
 //! broadcasts; slow consumers under each drop policy, where what a client misses must
 //! equal what the API reports dropped; keepalive (pings, pong timeout, write timeout);
 //! closing and graceful shutdown, including in the middle of a stream (what was
-//! reported queued arrives, what the deadline cut off is counted); 2000 connections at
-//! once.
+//! reported queued arrives, what the deadline cut off is counted); event-stream
+//! (Server-Sent Events) sessions beside WebSockets (one publication to both kinds, the
+//! request hook's refusals, keys, topics and outbox bound, binary writes, binary
+//! messages skipped and counted, keepalive comments, disconnect, shutdown's last chunk
+//! and cut-off); 2000 connections at once.
 //!
 //! # Running it for your adapter
 //!
@@ -86,7 +89,7 @@
 //!                         *head.uri_mut() = request.uri().clone();
 //!                         *head.headers_mut() = request.headers().clone();
 //!                         let keys = keys(&head);
-//!                         melody_tokio::axum::handle_request_with_keys(&m, request, keys)
+//!                         melody_tokio::axum::handle_request_with_keys(&m, request, keys).await
 //!                     }
 //!                 };
 //!                 let app = axum::Router::new().fallback(handler);
@@ -136,6 +139,7 @@ pub mod cases;
 mod client;
 mod flood;
 mod harness;
+mod sse_client;
 mod upgrade;
 
 pub use backend::{Backend, KeysFn, Upgrade};
@@ -213,10 +217,20 @@ macro_rules! __with_every_case {
             silent_crowd_evicted_by_keepalive,
             endless_fragments_closed_1009,
             ping_flood_pongs_coalesced,
+            // memory a hostile client cannot grow, answers it cannot miss
+            oversize_close_reaches_a_client_still_writing,
+            plain_get_gets_426_and_the_page_only_its_path,
+            slow_readers_stay_inside_the_memory_budget,
             // handlers
             handlers_fire_in_order,
             panicking_handler_closes_its_session_only,
             reentrant_broadcast_does_not_deadlock,
+            // async handlers
+            async_handlers_keep_order_per_session,
+            async_handlers_run_concurrently_up_to_the_bound,
+            async_overflow_drop_counts_dropped_messages,
+            async_overflow_close_closes_1013_and_disconnects_last,
+            panicking_async_handler_closes_its_session_only,
             // broadcast
             broadcast_reaches_all,
             broadcast_others_skips_sender,
@@ -246,6 +260,25 @@ macro_rules! __with_every_case {
             shutdown_mid_stream_delivers_what_was_queued,
             len_sessions_is_closed_track_state,
             upgrade_racing_close_gets_no_session,
+            // history and resume
+            event_stream_resumes_from_last_event_id,
+            websocket_resumes_through_the_request_hook,
+            resume_past_the_history_is_signalled,
+            resume_racing_publishes_has_no_duplicate_and_no_gap,
+            // permessage-deflate
+            deflate_broadcasts_reach_compressing_clients,
+            dedicated_compression_keeps_context_across_messages,
+            // event streams (Server-Sent Events)
+            publish_event_reaches_both_kinds_and_no_one_else,
+            request_hook_refuses_event_stream_401_with_header,
+            request_hook_keys_and_topics_apply_to_event_streams,
+            binary_writes_turn_text_into_binary_frames,
+            request_hook_bounds_an_event_stream_outbox,
+            event_stream_disconnect_fires_once,
+            shutdown_ends_event_streams,
+            binary_messages_skip_event_streams,
+            hub_stats_count_skipped_binary_messages,
+            event_stream_keepalive_comments_and_no_pong_timeout,
             // load
             load_2000_connections,
         }

@@ -105,6 +105,10 @@ pub async fn upgrade_with_keys<R: Runtime, T: Transport>(
     if let Some(protocol) = &accept.protocol {
         response.push_str(&format!("Sec-WebSocket-Protocol: {protocol}\r\n"));
     }
+    if let Some(deflate) = &accept.deflate {
+        let header = deflate.response_header();
+        response.push_str(&format!("Sec-WebSocket-Extensions: {header}\r\n"));
+    }
     response.push_str("\r\n");
     if write_all(&mut transport, &mut deadline, response.as_bytes())
         .await

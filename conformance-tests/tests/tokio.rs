@@ -51,7 +51,7 @@ impl Backend for TokioBackend {
                         *head.uri_mut() = request.uri().clone();
                         *head.headers_mut() = request.headers().clone();
                         let keys = keys(&head);
-                        melody_tokio::axum::handle_request_with_keys(&m, request, keys)
+                        melody_tokio::axum::handle_request_with_keys(&m, request, keys).await
                     }
                 };
                 let app = axum::Router::new().fallback(handler);

@@ -10,16 +10,20 @@
 #![forbid(unsafe_code)]
 
 mod chat;
+mod filewatch;
 mod flags;
 mod gophers;
+mod observe;
 mod pages;
 mod server;
 mod topics;
 
 pub use chat::chat;
-pub use flags::{addr, flag};
+pub use filewatch::{filewatch, FileWatch};
+pub use flags::{addr, compression, flag};
 pub use gophers::gophers;
-pub use pages::{with_page, CHAT_PAGE, GOPHERS_PAGE, TOPICS_PAGE};
+pub use observe::{init_tracing, serve_metrics};
+pub use pages::{with_page, CHAT_PAGE, EVENTS_PAGE, FILEWATCH_PAGE, GOPHERS_PAGE, TOPICS_PAGE};
 pub use server::{
     exit_code, serve_stats, serve_until_interrupted, server, server_options, ServerOptions,
 };

@@ -2,9 +2,10 @@
 //!
 //! `cargo run --release -p melody-async-std --example chat`, then open the printed URL
 //! in two browser tabs. `--addr HOST:PORT` picks another address (default
-//! 127.0.0.1:5000).
+//! 127.0.0.1:5000); `--compression off|shared|dedicated` turns on permessage-deflate
+//! (off by default).
 //!
-//! One port serves both: a plain GET gets the page (`Config::http_page`), the page's
+//! One port serves both: a plain GET of `/` gets the page (`Config::http_page`), the page's
 //! WebSocket upgrade becomes a session. The handlers and the page come from
 //! the workspace's `examples-support` crate, shared by every adapter's examples.
 
@@ -13,7 +14,9 @@ use melody_async_std::{Config, Melody};
 
 #[async_std::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let config = examples_support::with_page(Config::default(), examples_support::CHAT_PAGE);
+    examples_support::init_tracing();
+    let config = examples_support::compression(Config::default())?;
+    let config = examples_support::with_page(config, &["/"], examples_support::CHAT_PAGE);
     let listener = TcpListener::bind(examples_support::addr("127.0.0.1:5000")).await?;
     let melody = Melody::with_config(config)?;
     examples_support::chat(&melody);

@@ -25,6 +25,7 @@ use melody_async_std::AsyncStdRuntime;
 const THREADS: &str = "async-std executor threads (ASYNC_STD_THREAD_COUNT; one per core)";
 
 fn main() -> ExitCode {
+    examples_support::init_tracing();
     match examples_support::server_options(THREADS) {
         Ok(options) => {
             if let Some(n) = options.threads {

@@ -32,24 +32,25 @@
 use std::io;
 
 use async_std::io::{Read, Write};
-use async_std::net::{TcpListener, TcpStream};
+use async_std::net::TcpListener;
 use melody_driver::accept_loop;
 
+use crate::half_close::HalfClosing;
+
+mod half_close;
 mod runtime;
 
 pub use melody_driver::api::*;
 pub use melody_driver::FuturesIoTransport;
 pub use runtime::AsyncStdRuntime;
 
-/// A melody instance on async-std.
-pub type Melody = melody_driver::Melody<AsyncStdRuntime>;
-/// A session handle on async-std.
-pub type Session = melody_driver::Session<AsyncStdRuntime>;
+// `Melody` and `Session`, with their method index in their documentation.
+melody_driver::adapter_aliases!(AsyncStdRuntime, "async-std");
 
 /// Accepts connections on `listener` and serves each as a WebSocket session until
 /// [`Melody::close`] or [`Melody::shutdown`] is called. Every connection must start
-/// with an HTTP upgrade request (or, with `Config::http_page`, a plain GET for the
-/// page).
+/// with an HTTP upgrade request (or, with `Config::http_page`, a plain GET of one of the
+/// page's paths).
 ///
 /// Errors from `accept` that concern one connection are skipped; running out of file
 /// descriptors pauses accepting briefly and goes on. Only a failed listener returns.
@@ -60,7 +61,7 @@ pub async fn serve(melody: &Melody, listener: TcpListener) -> io::Result<()> {
 /// The next connection on `listener`, with its addresses.
 async fn next_connection(
     listener: &TcpListener,
-) -> io::Result<(FuturesIoTransport<TcpStream>, ConnectionInfo)> {
+) -> io::Result<(FuturesIoTransport<HalfClosing>, ConnectionInfo)> {
     let (stream, remote) = listener.accept().await?;
     let info = ConnectionInfo {
         local_addr: stream.local_addr().ok(),
@@ -68,12 +69,15 @@ async fn next_connection(
     };
     // Small frames go out at once; the driver already batches writes.
     let _ = stream.set_nodelay(true);
-    Ok((FuturesIoTransport(stream), info))
+    // Its close shuts the write side down, as the driver's drain after a session needs.
+    Ok((FuturesIoTransport(HalfClosing(stream)), info))
 }
 
 /// Serves one already accepted futures-io stream (TCP, TLS, a Unix socket…) whose
 /// first bytes are the HTTP upgrade request. Returns at once; the session runs on
-/// async-std's executor.
+/// async-std's executor. The stream's `poll_close` should shut down its write side
+/// only (async-std's own `TcpStream` merely flushes there: the peer then sees the end
+/// of the connection only when the driver's close drain is over).
 pub fn accept<S>(melody: &Melody, stream: S, info: ConnectionInfo)
 where
     S: Read + Write + Send + Unpin + 'static,

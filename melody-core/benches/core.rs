@@ -1,4 +1,4 @@
-//! Hot paths of the hub: broadcast fan-out and keepalive timers.
+//! Hot paths of the hub: broadcast fan-out, publishing with history, keepalive timers.
 //!
 //! ```text
 //! cargo bench -p melody-core --bench core
@@ -14,8 +14,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use melody_core::history::{HistoryLimits, HistoryRules};
 use melody_core::{
-    Batch, Config, ConnectionInfo, Event, Hub, Prepared, SessionId, Target, Transmit,
+    Batch, Config, ConnectionInfo, Event, Hub, Prepared, Publication, SessionId, Target, Transmit,
 };
 
 const REQUEST: &[u8] = b"GET /ws HTTP/1.1\r\nHost: bench\r\nConnection: Upgrade\r\n\
@@ -129,6 +130,60 @@ fn broadcast(c: &mut Criterion) {
     group.finish();
 }
 
+/// Publishing to a topic with and without history: the cost history adds per publish
+/// (the stamp, the kept copy's reference count, eviction of the oldest once full).
+fn history(c: &mut Criterion) {
+    let mut group = c.benchmark_group("history");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    let msg = message();
+    let mut out = Batch::new();
+    let kept = HistoryRules::new().prefix("device/", HistoryLimits::new().max_messages(1_000));
+    for subscribers in [0, 1_000] {
+        for (label, rules) in [("off", HistoryRules::new()), ("on", kept.clone())] {
+            // Per publish: the history's cost is per message, not per recipient.
+            group.throughput(Throughput::Elements(1));
+            let mut setup = None;
+            let id = BenchmarkId::new(format!("publish_{label}"), subscribers);
+            group.bench_function(id, |b| {
+                let (hub, now) = setup.get_or_insert_with(|| {
+                    let config = Config::default().history(rules.clone());
+                    let (mut hub, ids, now) = open_hub(subscribers, config);
+                    for &id in &ids {
+                        assert!(hub.subscribe(id, "device/1"));
+                    }
+                    // Full from the start: every timed publish also evicts one.
+                    for _ in 0..1_000 {
+                        hub.publish(
+                            now,
+                            &Publication::from(msg.clone()),
+                            Target::Topic("device/1"),
+                        );
+                        drain(&mut hub, now, &mut out, false);
+                    }
+                    (hub, now)
+                });
+                let now = *now;
+                b.iter_custom(|iters| {
+                    let mut timed = Duration::ZERO;
+                    for _ in 0..iters {
+                        let publication = Publication::from(msg.clone());
+                        let start = Instant::now();
+                        let delivery = hub.publish(now, &publication, Target::Topic("device/1"));
+                        timed += start.elapsed();
+                        assert_eq!(black_box(delivery).queued, subscribers);
+                        drain(hub, now, &mut out, false);
+                    }
+                    timed
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
 fn keepalive(c: &mut Criterion) {
     const N: usize = 100_000;
     let mut group = c.benchmark_group("keepalive");
@@ -189,5 +244,5 @@ fn keepalive(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, broadcast, keepalive);
+criterion_group!(benches, broadcast, history, keepalive);
 criterion_main!(benches);

@@ -9,7 +9,7 @@
 //!
 //! One port serves both the page and the WebSocket, so the page can simply open
 //! `ws://` + `location.host` and pass the hub's same-origin check: the hub answers a
-//! plain GET with the page (`Config::http_page`) and turns an upgrade into a session.
+//! plain GET of `/` with the page (`Config::http_page`) and turns an upgrade into a session.
 //! Each accepted connection gets a hub session at once, so the hub's handshake timeout
 //! also bounds a peer that never sends a request.
 
@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use melody_core::{
-    Batch, Bytes, Config, ConnectionInfo, Event, Hub, Prepared, SessionId, Target, Transmit,
+    Batch, Config, ConnectionInfo, Event, HttpPage, Hub, Prepared, SessionId, Target, Transmit,
 };
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token};
@@ -65,7 +65,7 @@ fn main() -> io::Result<()> {
     let mut poll = Poll::new()?;
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
-    let config = Config::default().http_page(Some(Bytes::from_static(PAGE.as_bytes())));
+    let config = Config::default().http_page(Some(HttpPage::at("/", PAGE)));
     let mut hub: Hub<()> = Hub::new(config, Instant::now())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let mut conns: HashMap<Token, Conn> = HashMap::new();

@@ -3,7 +3,7 @@
 # on one core; exits non-zero as soon as one finds a crash (the input is saved under
 # artifacts/<target>/).
 #
-#   melody-core/fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]   (default: 60, all)
+#   melody-core/fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]   (default: 45, all)
 #
 # Installs the nightly toolchain and cargo-fuzz when they are missing. Each run starts
 # from the committed seed corpus (corpus/<target>/, read only) and keeps what it finds
@@ -11,11 +11,11 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-seconds="${1:-60}"
+seconds="${1:-45}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(handshake session frames)
+    targets=(handshake session frames inflate)
 fi
 
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::http_page::HttpPage;
+
 /// What to do when a session's outbound data lane is full.
 ///
 /// The bound is [`Config::message_buffer_size`] messages (queued plus in flight) and,
@@ -9,6 +11,23 @@ use std::time::Duration;
 /// message that does not reach the peer is counted and reported: in the
 /// [`Delivery`](crate::Delivery) returned by the call and in an
 /// [`Event::Dropped`](crate::Event::Dropped) for the session's owner.
+///
+/// ```
+/// # use std::time::Instant;
+/// # use melody_core::*;
+/// # const UPGRADE: &[u8] = b"GET /chat HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n\
+/// #     Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+/// let config = Config::default().message_buffer_size(1).drop_policy(DropPolicy::DropOldest);
+/// let t0 = Instant::now();
+/// let mut hub: Hub = Hub::new(config, t0)?;
+/// let id = hub.open(t0, ConnectionInfo::default(), Keys::new());
+/// hub.handle_input(id, t0, UPGRADE)?;
+///
+/// assert_eq!(hub.send(id, t0, &Prepared::text("old")).queued, 1);
+/// let newer = hub.send(id, t0, &Prepared::text("new"));
+/// assert_eq!((newer.queued, newer.dropped), (1, 1), "\"old\" was evicted");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DropPolicy {
     /// Refuse the new message and keep what is queued (olahol/melody's behaviour).
@@ -23,6 +42,27 @@ pub enum DropPolicy {
 }
 
 /// Which `Origin` headers a handshake may carry.
+///
+/// ```
+/// # use std::time::Instant;
+/// # use melody_core::*;
+/// let allowed = OriginPolicy::AllowList(vec!["https://*.example.com".into()]);
+/// let mut hub: Hub = Hub::new(Config::default().origin_policy(allowed), Instant::now())?;
+/// let from = |origin: &str| {
+///     http::Request::get("/chat")
+///         .header("host", "ws.example.com")
+///         .header("origin", origin)
+///         .header("connection", "Upgrade")
+///         .header("upgrade", "websocket")
+///         .header("sec-websocket-version", "13")
+///         .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+///         .body(())
+/// };
+/// assert!(hub.check_upgrade(&from("https://app.example.com")?).is_ok());
+/// let refused = hub.check_upgrade(&from("https://evil.example")?).unwrap_err();
+/// assert_eq!(refused.status, http::StatusCode::FORBIDDEN);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum OriginPolicy {
     /// A request whose `Origin` host differs from its `Host` header is refused with 403.
@@ -57,6 +97,46 @@ pub enum OriginPolicy {
 ///     .pong_wait(Duration::from_secs(30));
 /// assert!(config.validate().is_ok());
 /// ```
+///
+/// Every builder method, each setting its field of the same name:
+///
+/// ```
+/// use std::time::Duration;
+/// use melody_core::{Compression, Config, DropPolicy, HttpPage, OriginPolicy};
+///
+/// let config = Config::default()
+///     // Liveness and deadlines.
+///     .ping_period(Duration::from_secs(20))
+///     .pong_wait(Duration::from_secs(30))
+///     .write_wait(Duration::from_secs(5))
+///     .handshake_timeout(Duration::from_secs(5))
+///     .close_timeout(Duration::from_secs(2))
+///     .message_completion_timeout(Duration::from_secs(20))
+///     .close_drain_timeout(Duration::from_secs(1))
+///     .close_drain_bytes(1 << 20)
+///     .timer_granularity(Duration::from_millis(50))
+///     // Sizes and bounds.
+///     .max_message_size(1 << 20)
+///     .max_handshake_size(16 * 1024)
+///     .read_buffer_size(512)
+///     .message_buffer_size(1024)
+///     .message_buffer_bytes(Some(4 << 20))
+///     .drop_policy(DropPolicy::Disconnect)
+///     .memory_budget(Some(256 << 20))
+///     .max_sessions(Some(50_000))
+///     // Who may connect, and what they get.
+///     .origin_policy(OriginPolicy::AllowList(vec!["https://*.example.com".into()]))
+///     .subprotocols(vec!["chat.v2".into(), "chat.v1".into()])
+///     .sent_events(false)
+///     .http_page(Some(HttpPage::at("/", "<!doctype html><p>hello")))
+///     .event_streams(true)
+///     .event_stream_retry(Some(Duration::from_secs(10)))
+///     // permessage-deflate.
+///     .compression(Compression::Shared)
+///     .compression_threshold(512);
+/// assert!(config.validate().is_ok());
+/// assert_eq!(config.max_sessions, Some(50_000));
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Config {
@@ -75,16 +155,68 @@ pub struct Config {
     pub max_message_size: usize,
     /// Bound on the data lane of each session, in messages (256), queued plus in flight.
     pub message_buffer_size: usize,
-    /// Optional bound on the data lane in bytes (none).
+    /// Bound on the data lane of each session in wire bytes, queued plus in flight
+    /// (1 MiB; `None` lifts it).
+    ///
+    /// Chosen so that normal use never meets it while a slow reader cannot pin much:
+    /// it holds 16 messages at the default `max_message_size` (an echo of 64 KiB
+    /// messages), or all 256 messages of the count bound at 4 KiB each, more than chat
+    /// and dashboard traffic queues; a peer reading 1 MB/s drains it in a second, well
+    /// inside `write_wait`. Without it, 256 messages of 64 KiB pinned 16 MiB per slow
+    /// client (200 such clients took a server to 3 GB).
     pub message_buffer_bytes: Option<usize>,
     /// What happens when the data lane is full ([`DropPolicy::DropNewest`]).
     pub drop_policy: DropPolicy,
+    /// The bytes all sessions of a hub together may hold in their outboxes (wire
+    /// bytes, queued plus in flight) and in partial inbound messages (1 GiB; `None`
+    /// lifts it). The hubs (shards) of one driver instance share it.
+    ///
+    /// Past it, a message that would not fit is dropped, whatever the drop policy,
+    /// and counted like one a full outbox refused ([`Delivery::dropped`](crate::Delivery::dropped),
+    /// [`Event::Dropped`](crate::Event::Dropped), [`HubStats::dropped`](crate::HubStats::dropped))
+    /// and in [`HubStats::over_budget`](crate::HubStats::over_budget). A session whose
+    /// partial inbound message would take the hub past it is closed with 1013 (try
+    /// again later; [`SessionError::OverBudget`](crate::SessionError::OverBudget),
+    /// counted in [`HubStats::inbound_over_budget`](crate::HubStats::inbound_over_budget)):
+    /// the partial bytes are discarded, never held. New sessions are
+    /// still admitted (an idle session holds nothing here): slow readers that filled
+    /// the budget do not lock everyone else out. Each recipient's queued bytes count as
+    /// its own, although a broadcast's frame is one shared buffer: the bound is for
+    /// the worst case, distinct messages per session (an echo), which is what a
+    /// hostile client can make. 1 GiB is 1024 full default outboxes.
+    pub memory_budget: Option<usize>,
     /// Largest handshake request, request line and headers (8 KiB).
     pub max_handshake_size: usize,
     /// How long a connection may take to complete its handshake (10 s).
     pub handshake_timeout: Duration,
     /// How long we wait for the peer's close frame after sending ours (5 s).
     pub close_timeout: Duration,
+    /// How long a message may take from its first frame's first byte to its last
+    /// frame's last byte (60 s); past it the session is closed with 1008.
+    ///
+    /// Without it, a peer holds a partial message (up to `max_message_size`) for as long
+    /// as it likes, keeping the session alive with pongs between fragments, which do not
+    /// extend this deadline. 60 s, like `pong_wait`, lets a message at the default 64 KiB
+    /// limit arrive at under 9 kbit/s, slower than any link a real client sends on; with
+    /// a large `max_message_size` and slow clients, raise it to the time the largest
+    /// message needs on the slowest link you serve.
+    pub message_completion_timeout: Duration,
+    /// For drivers: once a WebSocket session is over and its write side shut down
+    /// (our close frame written), how long the peer's input is still read and
+    /// discarded before the connection is dropped (2 s; zero drops it at once).
+    ///
+    /// Dropping a socket with unread input makes the kernel answer with a reset, and a
+    /// peer still sending (the rest of an oversized message) may then lose the close
+    /// frame (1009, 1002…) it was about to read. The melody driver (every adapter)
+    /// drains until the peer's end of stream, this deadline or `close_drain_bytes`,
+    /// whichever comes first.
+    pub close_drain_timeout: Duration,
+    /// For drivers: the most input bytes read and discarded after a session is over
+    /// (16 MiB; zero drops the connection at once). Draining holds no memory (the
+    /// bytes go through the reader's shared buffer), so the bound is generous: a peer
+    /// may finish writing a message at a 16 MiB `max_message_size` and still read why
+    /// it was refused. `close_drain_timeout` bounds the time.
+    pub close_drain_bytes: usize,
     /// Capacity of tungstenite's per-session read buffer (128 bytes), which is also the
     /// most it copies in per step. Small keeps idle sessions cheap (128 instead of 512
     /// saved ~400 B per idle connection, BENCHMARKS.md); the buffer grows to hold a
@@ -103,10 +235,29 @@ pub struct Config {
     /// melody driver (every adapter) sets it itself, on exactly while an `on_sent` or
     /// `on_sent_binary` handler is registered, and ignores the configured value.
     pub sent_events: bool,
-    /// A page answered (200, `text/html`) to plain `GET`s that ask for no upgrade, so
-    /// one port can serve a demo page and the socket without an HTTP framework (none:
-    /// such requests get 400). For real sites, use an HTTP integration instead.
-    pub http_page: Option<bytes::Bytes>,
+    /// A page answered (200, `text/html`) to plain `GET`s that ask for no upgrade at
+    /// its paths, so one port can serve a demo page and the socket without an HTTP
+    /// framework (none). A plain `GET` anywhere else gets `426 Upgrade Required` with
+    /// `Sec-WebSocket-Version: 13`: every other path is a socket's. For real sites, use
+    /// an HTTP integration instead.
+    pub http_page: Option<HttpPage>,
+    /// Answer a `GET` that accepts `text/event-stream` (and asks for no upgrade) as an
+    /// event-stream session of the same hub (on). Off, such a request is refused with
+    /// 426 like any other plain `GET` outside the page's paths.
+    pub event_streams: bool,
+    /// The `retry:` an event stream starts with: how long a browser waits before it
+    /// reconnects a dropped stream (3 s; `None` sends none, leaving the browser's own).
+    pub event_stream_retry: Option<Duration>,
+    /// permessage-deflate (RFC 7692), negotiated per session from the client's offer
+    /// ([`Compression::Off`](crate::Compression::Off)).
+    pub compression: crate::Compression,
+    /// Messages shorter than this many bytes are sent uncompressed even on a session
+    /// that negotiated compression (256): below it, deflate's framing costs more than it
+    /// saves.
+    pub compression_threshold: usize,
+    /// Which topics keep a history that reconnecting clients resume from (none). See
+    /// [`history`](crate::history).
+    pub history: crate::history::HistoryRules,
 }
 
 impl Default for Config {
@@ -117,11 +268,15 @@ impl Default for Config {
             ping_period: Duration::from_secs(54),
             max_message_size: 64 * 1024,
             message_buffer_size: 256,
-            message_buffer_bytes: None,
+            message_buffer_bytes: Some(1 << 20),
             drop_policy: DropPolicy::DropNewest,
+            memory_budget: Some(1 << 30),
             max_handshake_size: 8 * 1024,
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
+            message_completion_timeout: Duration::from_secs(60),
+            close_drain_timeout: Duration::from_secs(2),
+            close_drain_bytes: 16 << 20,
             read_buffer_size: 128,
             timer_granularity: Duration::from_millis(100),
             origin_policy: OriginPolicy::SameOrigin,
@@ -129,6 +284,11 @@ impl Default for Config {
             max_sessions: None,
             sent_events: false,
             http_page: None,
+            event_streams: true,
+            event_stream_retry: Some(Duration::from_secs(3)),
+            compression: crate::Compression::Off,
+            compression_threshold: 256,
+            history: crate::history::HistoryRules::new(),
         }
     }
 }
@@ -159,12 +319,20 @@ impl Config {
         message_buffer_bytes: Option<usize>);
     setter!(/// Sets [`Config::drop_policy`].
         drop_policy: DropPolicy);
+    setter!(/// Sets [`Config::memory_budget`].
+        memory_budget: Option<usize>);
     setter!(/// Sets [`Config::max_handshake_size`].
         max_handshake_size: usize);
     setter!(/// Sets [`Config::handshake_timeout`].
         handshake_timeout: Duration);
     setter!(/// Sets [`Config::close_timeout`].
         close_timeout: Duration);
+    setter!(/// Sets [`Config::message_completion_timeout`].
+        message_completion_timeout: Duration);
+    setter!(/// Sets [`Config::close_drain_timeout`].
+        close_drain_timeout: Duration);
+    setter!(/// Sets [`Config::close_drain_bytes`].
+        close_drain_bytes: usize);
     setter!(/// Sets [`Config::read_buffer_size`].
         read_buffer_size: usize);
     setter!(/// Sets [`Config::timer_granularity`].
@@ -178,7 +346,17 @@ impl Config {
     setter!(/// Sets [`Config::sent_events`].
         sent_events: bool);
     setter!(/// Sets [`Config::http_page`].
-        http_page: Option<bytes::Bytes>);
+        http_page: Option<HttpPage>);
+    setter!(/// Sets [`Config::event_streams`].
+        event_streams: bool);
+    setter!(/// Sets [`Config::event_stream_retry`].
+        event_stream_retry: Option<Duration>);
+    setter!(/// Sets [`Config::compression`].
+        compression: crate::Compression);
+    setter!(/// Sets [`Config::compression_threshold`].
+        compression_threshold: usize);
+    setter!(/// Sets [`Config::history`].
+        history: crate::history::HistoryRules);
 
     /// Checks the values against each other; [`Hub::new`](crate::Hub::new) refuses an
     /// invalid config with the same error.
@@ -197,6 +375,10 @@ impl Config {
             ("ping_period", self.ping_period),
             ("handshake_timeout", self.handshake_timeout),
             ("close_timeout", self.close_timeout),
+            (
+                "message_completion_timeout",
+                self.message_completion_timeout,
+            ),
             ("timer_granularity", self.timer_granularity),
         ];
         if let Some((field, _)) = positive.iter().find(|(_, d)| d.is_zero()) {
@@ -211,10 +393,12 @@ impl Config {
         if let Some((field, _)) = sizes.iter().find(|(_, n)| *n == 0) {
             return Err(ConfigError::ZeroSize { field });
         }
-        if self.message_buffer_bytes == Some(0) {
-            return Err(ConfigError::ZeroSize {
-                field: "message_buffer_bytes",
-            });
+        let bounds = [
+            ("message_buffer_bytes", self.message_buffer_bytes),
+            ("memory_budget", self.memory_budget),
+        ];
+        if let Some((field, _)) = bounds.iter().find(|(_, n)| *n == Some(0)) {
+            return Err(ConfigError::ZeroSize { field });
         }
         if self.max_sessions == Some(0) {
             return Err(ConfigError::ZeroSize {
@@ -232,6 +416,12 @@ impl Config {
         if let Some(bad) = self.subprotocols.iter().find(|p| !is_token(p)) {
             return Err(ConfigError::InvalidSubprotocol(bad.clone()));
         }
+        if let Some((path, why)) = self.http_page.as_ref().and_then(HttpPage::path_error) {
+            return Err(ConfigError::InvalidPagePath {
+                path: path.to_owned(),
+                why,
+            });
+        }
         if let OriginPolicy::AllowList(list) = &self.origin_policy {
             for entry in list {
                 if let Some(why) = crate::origin::pattern_error(entry) {
@@ -242,12 +432,21 @@ impl Config {
                 }
             }
         }
+        self.history.validate().map_err(ConfigError::History)?;
         Ok(())
     }
 }
 
 /// One setting [`Config::set`] knows: its name, the shape of its value, and what it
 /// does (with its default), for a usage text.
+///
+/// ```
+/// use melody_core::Config;
+///
+/// let setting = Config::SETTINGS.iter().find(|s| s.name == "buffer-size").unwrap();
+/// assert_eq!(setting.value, "N");
+/// println!("--{} {}  {}", setting.name, setting.value, setting.help);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Setting {
     /// The name, in kebab case: `max-message-size`.
@@ -264,29 +463,53 @@ const fn setting(name: &'static str, value: &'static str, help: &'static str) ->
 
 impl Config {
     /// Every setting [`Config::set`] accepts, in the order a usage text lists them.
+    ///
+    /// ```
+    /// use melody_core::Config;
+    ///
+    /// // A usage text for a server's command line.
+    /// for setting in Config::SETTINGS {
+    ///     println!("  --{} {:<8} {}", setting.name, setting.value, setting.help);
+    /// }
+    /// let mut config = Config::default();
+    /// for setting in Config::SETTINGS.iter().filter(|s| s.value == "MS") {
+    ///     config.set(setting.name, "1000")?;
+    /// }
+    /// assert!(Config::SETTINGS.iter().any(|s| s.name == "max-message-size"));
+    /// # Ok::<(), melody_core::ConfigError>(())
+    /// ```
     #[rustfmt::skip]
     pub const SETTINGS: &'static [Setting] = &[
         setting("max-message-size", "BYTES", "largest incoming message (65536)"),
         setting("buffer-size", "N", "outbox bound per session, in messages (256)"),
-        setting("buffer-bytes", "BYTES", "outbox bound per session, in bytes, or none (none)"),
+        setting("buffer-bytes", "BYTES", "outbox bound per session, in bytes, or none (1048576)"),
         setting("drop-policy", "POLICY", "newest | oldest | disconnect: what a full outbox does (newest)"),
+        setting("memory-budget", "BYTES", "bytes all sessions together may hold in outboxes and partial messages, or none (1073741824)"),
         setting("ping-period-ms", "MS", "ping interval (54000)"),
         setting("pong-wait-ms", "MS", "how long a peer may stay silent after a ping (60000)"),
         setting("write-wait-ms", "MS", "how long a peer may take none of our bytes (10000)"),
         setting("handshake-timeout-ms", "MS", "time allowed for the upgrade (10000)"),
         setting("close-timeout-ms", "MS", "time allowed for the peer's close frame (5000)"),
+        setting("message-completion-timeout-ms", "MS", "time a message may take from its first frame to its last (60000)"),
+        setting("close-drain-ms", "MS", "after a session, how long the peer's input is still read and discarded before the socket is dropped (2000)"),
+        setting("close-drain-bytes", "BYTES", "after a session, the most input read and discarded (16777216)"),
         setting("max-handshake-size", "BYTES", "largest upgrade request (8192)"),
         setting("read-buffer-size", "BYTES", "initial per-session read buffer (128)"),
         setting("timer-granularity-ms", "MS", "resolution of deadlines (100)"),
         setting("max-sessions", "N", "refuse upgrades past N open sessions with 503, or none (none)"),
         setting("origin", "ORIGINS", "same | any | a comma-separated list of allowed origins, `*` patterns welcome: https://*.example.com, http://localhost:* (same)"),
         setting("subprotocol", "NAME", "a subprotocol to offer; each use adds one (none)"),
+        setting("event-streams", "BOOL", "serve GETs that accept text/event-stream as event-stream sessions (on)"),
+        setting("event-stream-retry-ms", "MS", "the retry: an event stream starts with, or none (3000)"),
+        setting("compression", "MODE", "off | shared | dedicated: permessage-deflate, negotiated per session (off)"),
+        setting("compression-threshold", "BYTES", "messages shorter than this go uncompressed (256)"),
     ];
 
     /// Sets one field from text, by its name in [`Config::SETTINGS`]: what a server
     /// reads from its command line or environment. `subprotocol` adds to the list;
     /// every other setting replaces its value. Durations are whole milliseconds (the
-    /// `-ms` names); `buffer-bytes` and `max-sessions` take `none` to lift the bound.
+    /// `-ms` names); `buffer-bytes`, `memory-budget` and `max-sessions` take `none` to
+    /// lift the bound.
     ///
     /// Values are checked one by one; check the result with [`Config::validate`] (which
     /// building an instance does too).
@@ -335,6 +558,7 @@ impl Config {
             "max-message-size" => self.max_message_size = number()?,
             "buffer-size" => self.message_buffer_size = number()?,
             "buffer-bytes" => self.message_buffer_bytes = bound()?,
+            "memory-budget" => self.memory_budget = bound()?,
             "drop-policy" => {
                 self.drop_policy = match value {
                     "newest" => DropPolicy::DropNewest,
@@ -348,6 +572,9 @@ impl Config {
             "write-wait-ms" => self.write_wait = millis()?,
             "handshake-timeout-ms" => self.handshake_timeout = millis()?,
             "close-timeout-ms" => self.close_timeout = millis()?,
+            "message-completion-timeout-ms" => self.message_completion_timeout = millis()?,
+            "close-drain-ms" => self.close_drain_timeout = millis()?,
+            "close-drain-bytes" => self.close_drain_bytes = number()?,
             "max-handshake-size" => self.max_handshake_size = number()?,
             "read-buffer-size" => self.read_buffer_size = number()?,
             "timer-granularity-ms" => self.timer_granularity = millis()?,
@@ -362,6 +589,28 @@ impl Config {
                     ),
                 }
             }
+            "event-streams" => {
+                self.event_streams = match value {
+                    "true" | "on" => true,
+                    "false" | "off" => false,
+                    _ => return Err(invalid("true or false")),
+                }
+            }
+            "event-stream-retry-ms" => {
+                self.event_stream_retry = match value {
+                    "none" => None,
+                    _ => Some(millis()?),
+                }
+            }
+            "compression" => {
+                self.compression = match value {
+                    "off" => crate::Compression::Off,
+                    "shared" => crate::Compression::Shared,
+                    "dedicated" => crate::Compression::Dedicated,
+                    _ => return Err(invalid("off, shared or dedicated")),
+                }
+            }
+            "compression-threshold" => self.compression_threshold = number()?,
             "subprotocol" if is_token(value) => self.subprotocols.push(value.to_owned()),
             "subprotocol" => return Err(invalid("an HTTP token")),
             _ => return Err(ConfigError::UnknownSetting(name.to_owned())),
@@ -378,6 +627,15 @@ fn is_token(s: &str) -> bool {
 }
 
 /// Why a [`Config`] was refused.
+///
+/// ```
+/// use std::time::Duration;
+/// use melody_core::{Config, ConfigError};
+///
+/// let err = Config::default().ping_period(Duration::from_secs(90)).validate().unwrap_err();
+/// assert!(matches!(err, ConfigError::PingNotBeforePongWait { .. }));
+/// println!("invalid configuration: {err}");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -413,6 +671,17 @@ pub enum ConfigError {
     InvalidOrigin {
         /// The entry as given.
         entry: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// A [`HistoryRules`](crate::history::HistoryRules) entry is invalid.
+    #[error("config: {0}")]
+    History(crate::history::HistoryRuleError),
+    /// A path of [`Config::http_page`] that no request could ever match.
+    #[error("config: http_page path {path:?}: {why}")]
+    InvalidPagePath {
+        /// The path as given.
+        path: String,
         /// What is wrong with it.
         why: &'static str,
     },

@@ -57,6 +57,19 @@ pub enum SessionError {
     /// The peer broke RFC 6455 (close 1002); the text says how.
     #[error("protocol violation: {0}")]
     Protocol(String),
+    /// A permessage-deflate message could not be inflated: not a valid deflate stream
+    /// (close 1007, as the message's data does not match its type).
+    #[error("invalid compressed data: {0}")]
+    Compression(String),
+    /// A message was not complete within `message_completion_timeout` of its first
+    /// frame (close 1008).
+    #[error("message not complete within message_completion_timeout of its first frame")]
+    MessageTimeout,
+    /// A partial inbound message could not be held: the hub's memory budget
+    /// ([`Config::memory_budget`](crate::Config::memory_budget)) is full (close 1013,
+    /// try again later).
+    #[error("the memory budget is full: a partial inbound message could not be held")]
+    OverBudget,
     /// No pong arrived within `pong_wait`.
     #[error("no pong within pong_wait: the peer is gone or not answering pings")]
     PongTimeout,
@@ -88,9 +101,10 @@ impl SessionError {
     pub fn close_code(&self) -> Option<CloseCode> {
         match self {
             SessionError::MessageTooBig { .. } => Some(CloseCode::Size),
-            SessionError::InvalidUtf8 => Some(CloseCode::Invalid),
+            SessionError::InvalidUtf8 | SessionError::Compression(_) => Some(CloseCode::Invalid),
             SessionError::Protocol(_) => Some(CloseCode::Protocol),
-            SessionError::SlowConsumer => Some(CloseCode::Policy),
+            SessionError::SlowConsumer | SessionError::MessageTimeout => Some(CloseCode::Policy),
+            SessionError::OverBudget => Some(CloseCode::Again),
             _ => None,
         }
     }

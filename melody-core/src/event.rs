@@ -47,6 +47,15 @@ pub enum Event {
         /// How many messages were dropped since the previous `Dropped` event.
         count: u64,
     },
+    /// A subscription from a history position found a gap: messages published after
+    /// the position may be missing (every retained one is replayed next). See
+    /// [`history`](crate::history).
+    HistoryGap {
+        /// The topic subscribed to.
+        topic: String,
+        /// Why messages may be missing.
+        reason: crate::history::GapReason,
+    },
     /// Something went wrong; a `Disconnect` follows.
     Error(SessionError),
     /// The session is over; its id is inert from now on and can be

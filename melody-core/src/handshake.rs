@@ -107,6 +107,114 @@ pub struct Accept {
     pub accept_key: String,
     /// The chosen subprotocol, if the client offered one we speak.
     pub protocol: Option<String>,
+    /// The permessage-deflate parameters agreed, if the client offered the extension
+    /// and the configuration accepts it (the response carries them).
+    pub deflate: Option<crate::DeflateParams>,
+}
+
+/// A validated event-stream request: what its `200 text/event-stream` response must
+/// carry besides the fixed headers (see [`StreamAccept::response_headers`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StreamAccept {
+    /// The request's `Origin`, echoed in `Access-Control-Allow-Origin` so that a
+    /// browser's cross-origin `EventSource` may read the stream (the origin passed the
+    /// config's [`OriginPolicy`](crate::OriginPolicy)).
+    pub allow_origin: Option<String>,
+    /// Send `Access-Control-Allow-Credentials: true` with it: the origin was allowed by
+    /// name (the request's own host or an allow-list entry), so an `EventSource` opened
+    /// `withCredentials` works. Not under `OriginPolicy::Any`, which would hand any
+    /// site its visitors' authenticated streams.
+    pub allow_credentials: bool,
+}
+
+impl StreamAccept {
+    /// Every header of the response but the framing ones: `Content-Type:
+    /// text/event-stream`, `Cache-Control: no-cache`, `X-Accel-Buffering: no` (nginx
+    /// would buffer the stream otherwise), and the CORS headers when the request was
+    /// cross-origin. An HTTP framework serving the stream sends these.
+    pub fn response_headers(&self) -> Vec<(&'static str, String)> {
+        let mut headers = vec![
+            ("content-type", "text/event-stream".to_owned()),
+            ("cache-control", "no-cache".to_owned()),
+            ("x-accel-buffering", "no".to_owned()),
+        ];
+        if let Some(origin) = &self.allow_origin {
+            headers.push(("access-control-allow-origin", origin.clone()));
+            headers.push(("vary", "origin".to_owned()));
+            if self.allow_credentials {
+                headers.push(("access-control-allow-credentials", "true".to_owned()));
+            }
+        }
+        headers
+    }
+}
+
+/// Whether a request asks for an event stream: a `GET` that asks for no upgrade and
+/// accepts `text/event-stream` (as every `EventSource` does).
+///
+/// ```
+/// use melody_core::{http, is_event_stream_request};
+///
+/// let sse = http::Request::get("/events").header("accept", "text/event-stream").body(())?;
+/// assert!(is_event_stream_request(&sse));
+/// let page = http::Request::get("/").header("accept", "text/html").body(())?;
+/// assert!(!is_event_stream_request(&page));
+/// # Ok::<(), http::Error>(())
+/// ```
+pub fn is_event_stream_request(request: &Request) -> bool {
+    request.method() == tungstenite::http::Method::GET
+        && !asks_upgrade(request)
+        && request
+            .headers()
+            .get_all("accept")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|range| {
+                let media = range.split(';').next().unwrap_or("").trim();
+                media.eq_ignore_ascii_case("text/event-stream")
+            })
+}
+
+/// Checks an event-stream request against the config's origin policy.
+pub(crate) fn validate_stream(
+    request: &Request,
+    config: &Config,
+) -> Result<StreamAccept, HandshakeRejection> {
+    let headers = request.headers();
+    let Some(origin) = headers.get("origin") else {
+        return Ok(StreamAccept::default());
+    };
+    let origin = origin.to_str().unwrap_or("");
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if !origin::allowed(origin, host, &config.origin_policy) {
+        return Err(HandshakeRejection::new(
+            StatusCode::FORBIDDEN,
+            "origin not allowed",
+        ));
+    }
+    Ok(StreamAccept {
+        allow_origin: Some(origin.to_owned()),
+        allow_credentials: config.origin_policy != crate::OriginPolicy::Any,
+    })
+}
+
+/// The head of the `200` that starts an event stream we frame ourselves (chunked).
+pub(crate) fn stream_head(accept: &StreamAccept) -> Bytes {
+    let mut s = String::with_capacity(192);
+    s.push_str("HTTP/1.1 200 OK\r\n");
+    for (name, value) in accept.response_headers() {
+        s.push_str(name);
+        s.push_str(": ");
+        s.push_str(&value);
+        s.push_str("\r\n");
+    }
+    s.push_str("Transfer-Encoding: chunked\r\n\r\n");
+    Bytes::from(s)
 }
 
 /// Checks an upgrade request against RFC 6455 §4.2.1 and the config's policies.
@@ -117,6 +225,13 @@ pub(crate) fn validate(request: &Request, config: &Config) -> Result<Accept, Han
         return Err(HandshakeRejection::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "only GET can upgrade",
+        ));
+    }
+    if !asks_upgrade(request) && !has_token(headers, "connection", "upgrade") {
+        // A browser or crawler on a socket's path: say what it takes (RFC 7231 §6.5.15).
+        return Err(HandshakeRejection::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "a WebSocket endpoint: upgrade to websocket, version 13",
         ));
     }
     if !has_token(headers, "connection", "upgrade") {
@@ -152,6 +267,7 @@ pub(crate) fn validate(request: &Request, config: &Config) -> Result<Accept, Han
     Ok(Accept {
         accept_key: derive_accept_key(key.as_bytes()),
         protocol: choose_protocol(headers, &config.subprotocols),
+        deflate: crate::deflate::negotiate(headers, config.compression),
     })
 }
 
@@ -216,6 +332,11 @@ pub(crate) fn switching_protocols(accept: &Accept) -> Bytes {
     if let Some(p) = &accept.protocol {
         s.push_str("Sec-WebSocket-Protocol: ");
         s.push_str(p);
+        s.push_str("\r\n");
+    }
+    if let Some(deflate) = &accept.deflate {
+        s.push_str("Sec-WebSocket-Extensions: ");
+        s.push_str(&deflate.response_header());
         s.push_str("\r\n");
     }
     s.push_str("\r\n");

@@ -3,18 +3,25 @@
 #![forbid(unsafe_code)]
 
 mod batch;
+mod budget;
 mod config;
+mod deflate;
 mod error;
 mod event;
 mod handshake;
+pub mod history;
+mod http_page;
 mod hub;
+mod inbound;
 mod keys;
 mod memory_stream;
 mod origin;
 mod outbox;
 mod prepared;
+mod publication;
 mod session;
 mod session_view;
+pub mod sse;
 mod target;
 mod timers;
 mod topics;
@@ -22,13 +29,16 @@ mod verdict;
 
 pub use batch::Batch;
 pub use config::{Config, ConfigError, DropPolicy, OriginPolicy, Setting};
+pub use deflate::{Compression, DeflateParams};
 pub use error::{HandshakeRejection, SessionError, UnknownSession};
 pub use event::Event;
-pub use handshake::{Accept, Request, RequestHead};
+pub use handshake::{is_event_stream_request, Accept, Request, RequestHead, StreamAccept};
+pub use http_page::HttpPage;
 pub use hub::{Hub, HubStats};
 pub use keys::Keys;
 pub use prepared::{MessageKind, Prepared};
-pub use session::{ConnectionInfo, SessionId, SessionState, SessionStats, Transmit};
+pub use publication::Publication;
+pub use session::{ConnectionInfo, SessionId, SessionKind, SessionState, SessionStats, Transmit};
 pub use session_view::SessionView;
 pub use target::{Delivery, Target};
 pub use verdict::{Admission, Refusal};

@@ -22,11 +22,17 @@ pub(crate) enum Admit {
     Queued { evicted: usize },
     /// The lane is full and the policy refused the message.
     Dropped,
+    /// The lane had room, but the hub's memory budget did not: the message is dropped
+    /// (counted like [`Admit::Dropped`]), whatever the policy.
+    OverBudget,
     /// The lane is full and the policy says to disconnect the session; `discarded`
     /// queued messages were dropped with the new one.
     Disconnect { discarded: usize },
     /// The lane is sealed by a close: no data is accepted any more.
     Closed,
+    /// The message has no form this session can carry (binary data for an event
+    /// stream): not offered to the lane at all.
+    Skipped,
 }
 
 /// Bounds of the data lane.
@@ -35,6 +41,49 @@ pub(crate) struct Bounds {
     pub(crate) messages: usize,
     pub(crate) bytes: Option<usize>,
     pub(crate) policy: DropPolicy,
+}
+
+/// A data message in the lane, and the form it takes on the wire.
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    /// The uncompressed frame: what goes out unless `wire` says otherwise, and what
+    /// `Sent` events report.
+    msg: Prepared,
+    wire: Wire,
+}
+
+/// How a queued data message goes on the wire.
+#[derive(Debug)]
+pub(crate) enum Wire {
+    /// As its uncompressed frame.
+    Plain,
+    /// As this compressed frame, made already (a shared copy).
+    Deflated(Bytes),
+    /// Compressed by the session's own compressor as it leaves the lane, so that the
+    /// compressor's context holds exactly what the peer receives, in order: a message
+    /// evicted or discarded while queued was never compressed.
+    DeflateOnTransmit,
+}
+
+impl Outgoing {
+    pub(crate) fn new(msg: Prepared, wire: Wire) -> Self {
+        Outgoing { msg, wire }
+    }
+
+    /// Bytes it takes in the lane: the compressed size when known, else the
+    /// uncompressed frame's.
+    pub(crate) fn wire_len(&self) -> usize {
+        match &self.wire {
+            Wire::Deflated(frame) => frame.len(),
+            Wire::Plain | Wire::DeflateOnTransmit => self.msg.wire_len(),
+        }
+    }
+}
+
+impl From<Prepared> for Outgoing {
+    fn from(msg: Prepared) -> Self {
+        Outgoing::new(msg, Wire::Plain)
+    }
 }
 
 /// What a buffer handed to the transport is; its unwritten bytes are in the driver's
@@ -64,9 +113,14 @@ pub(crate) struct Outbox {
     control: VecDeque<Bytes>,
     /// Unsent pongs, at most `MAX_PENDING_PONGS`: a ping flood cannot grow the outbox.
     pongs: VecDeque<Bytes>,
-    data: VecDeque<Prepared>,
+    data: VecDeque<Outgoing>,
+    /// The last thing to write; empty for a session whose end needs no bytes (an event
+    /// stream whose HTTP framing is an HTTP framework's): it is done once everything
+    /// before it is written.
     close: Option<Bytes>,
     sealed: bool,
+    /// An empty close was reached with nothing left in flight.
+    closed_without_bytes: bool,
     /// Handed to the transport, in order; the batch holds their unwritten bytes.
     in_flight: VecDeque<Flight>,
     data_in_flight: usize,
@@ -127,8 +181,21 @@ impl Outbox {
             || self.close.is_some()
     }
 
-    /// Offers a data message under the bounds and policy.
-    pub(crate) fn push_data(&mut self, msg: &Prepared, bounds: Bounds) -> Admit {
+    /// Offers a data message under the bounds and policy, with no memory budget.
+    #[cfg(test)]
+    pub(crate) fn push_data(&mut self, msg: impl Into<Outgoing>, bounds: Bounds) -> Admit {
+        self.push_data_within(msg, bounds, usize::MAX)
+    }
+
+    /// Offers a data message under the bounds and policy, when the hub's memory budget
+    /// has `budget_room` bytes left. Eviction (under `DropOldest`) frees budget too.
+    pub(crate) fn push_data_within(
+        &mut self,
+        msg: impl Into<Outgoing>,
+        bounds: Bounds,
+        budget_room: usize,
+    ) -> Admit {
+        let msg = msg.into();
         if self.sealed {
             return Admit::Closed;
         }
@@ -138,12 +205,15 @@ impl Outbox {
             // and says nothing about how fast this peer reads.
             return Admit::Dropped;
         }
-        let fits = |this: &Self| {
-            this.data_len() < bounds.messages
-                && bounds.bytes.is_none_or(|max| this.data_bytes + len <= max)
+        let lane_fits = |count: usize, bytes: usize| {
+            count < bounds.messages && bounds.bytes.is_none_or(|max| bytes + len <= max)
         };
         let mut evicted = 0;
-        if !fits(self) {
+        if lane_fits(self.data_len(), self.data_bytes) {
+            if len > budget_room {
+                return Admit::OverBudget;
+            }
+        } else {
             match bounds.policy {
                 DropPolicy::DropNewest => return Admit::Dropped,
                 DropPolicy::Disconnect => return Admit::Disconnect { discarded: 0 },
@@ -151,8 +221,10 @@ impl Outbox {
                     // Count the oldest queued messages that must go first: when evicting
                     // them all is not enough (in-flight data is never evicted), refuse
                     // the new message and evict nothing, rather than lose them unreported.
+                    // What they free counts for the budget too.
+                    let held = self.data_bytes;
                     let room = |count: usize, bytes: usize| {
-                        count < bounds.messages && bounds.bytes.is_none_or(|max| bytes + len <= max)
+                        lane_fits(count, bytes) && len <= budget_room.saturating_add(held - bytes)
                     };
                     let (mut count, mut bytes) = (self.data_len(), self.data_bytes);
                     for old in &self.data {
@@ -173,7 +245,7 @@ impl Outbox {
             }
         }
         self.data_bytes += len;
-        self.data.push_back(msg.clone());
+        self.data.push_back(msg);
         Admit::Queued { evicted }
     }
 
@@ -197,36 +269,61 @@ impl Outbox {
         true
     }
 
+    /// [`Outbox::transmit_with`] for a lane without per-session compression.
+    #[cfg(test)]
+    pub(crate) fn transmit(&mut self, batch: &mut Batch, keep_messages: bool) -> usize {
+        self.transmit_with(batch, keep_messages, |msg| msg.frame().clone())
+    }
+
     /// Moves what waits into `batch`, control first, then the pongs, data, the close
     /// frame. `keep_messages` keeps each data message until it is written (for `Sent`
     /// events); otherwise its frame moves to the batch without another reference.
-    pub(crate) fn transmit(&mut self, batch: &mut Batch, keep_messages: bool) -> usize {
+    /// `deflate` compresses the messages the session's own compressor sends, in order.
+    pub(crate) fn transmit_with(
+        &mut self,
+        batch: &mut Batch,
+        keep_messages: bool,
+        mut deflate: impl FnMut(&Prepared) -> Bytes,
+    ) -> usize {
         let mut moved = 0;
         while moved < MAX_TRANSMIT_ITEMS {
             let (bytes, flight) = if let Some(c) = self.control.pop_front() {
                 (c, Flight::Control)
             } else if let Some(p) = self.pongs.pop_front() {
                 (p, Flight::Control)
-            } else if let Some(d) = self.data.pop_front() {
+            } else if let Some(Outgoing { msg, wire }) = self.data.pop_front() {
                 self.data_in_flight += 1;
-                let wire_len = d.wire_len();
-                if keep_messages {
-                    (
-                        d.frame().clone(),
-                        Flight::Data {
-                            wire_len,
-                            msg: Some(d),
-                        },
-                    )
-                } else {
-                    (
-                        d.into_frame(),
-                        Flight::Data {
+                let frame = match wire {
+                    Wire::Deflated(frame) => frame,
+                    Wire::DeflateOnTransmit => {
+                        let frame = deflate(&msg);
+                        // The lane now holds the compressed size.
+                        self.data_bytes = self.data_bytes - msg.wire_len() + frame.len();
+                        frame
+                    }
+                    Wire::Plain if keep_messages => msg.frame().clone(),
+                    Wire::Plain => {
+                        let wire_len = msg.wire_len();
+                        self.in_flight.push_back(Flight::Data {
                             wire_len,
                             msg: None,
-                        },
-                    )
+                        });
+                        batch.push(msg.into_frame());
+                        moved += 1;
+                        continue;
+                    }
+                };
+                let flight = Flight::Data {
+                    wire_len: frame.len(),
+                    msg: keep_messages.then_some(msg),
+                };
+                (frame, flight)
+            } else if self.close.as_ref().is_some_and(Bytes::is_empty) {
+                if self.in_flight.is_empty() {
+                    self.close = None;
+                    self.closed_without_bytes = true;
                 }
+                break;
             } else if let Some(c) = self.close.take() {
                 (c, Flight::Close)
             } else {
@@ -237,6 +334,11 @@ impl Outbox {
             moved += 1;
         }
         moved
+    }
+
+    /// Whether an empty close was reached (once: the flag is cleared).
+    pub(crate) fn take_closed_without_bytes(&mut self) -> bool {
+        std::mem::take(&mut self.closed_without_bytes)
     }
 
     /// Accounts `n` bytes the transport took from the front of `batch`, reporting each
@@ -317,17 +419,17 @@ mod tests {
         let mut o = Outbox::default();
         let b = bounds(2, DropPolicy::DropNewest);
         assert_eq!(
-            o.push_data(&Prepared::text("a"), b),
+            o.push_data(Prepared::text("a"), b),
             Admit::Queued { evicted: 0 }
         );
         let mut out = Batch::new();
         o.transmit(&mut out, false);
         assert_eq!(
-            o.push_data(&Prepared::text("b"), b),
+            o.push_data(Prepared::text("b"), b),
             Admit::Queued { evicted: 0 }
         );
         assert_eq!(
-            o.push_data(&Prepared::text("c"), b),
+            o.push_data(Prepared::text("c"), b),
             Admit::Dropped,
             "a in flight + b queued"
         );
@@ -337,12 +439,12 @@ mod tests {
     fn drop_oldest_never_evicts_in_flight() {
         let mut o = Outbox::default();
         let b = bounds(2, DropPolicy::DropOldest);
-        let _ = o.push_data(&Prepared::text("a"), b);
+        let _ = o.push_data(Prepared::text("a"), b);
         let mut out = Batch::new();
         o.transmit(&mut out, false);
-        let _ = o.push_data(&Prepared::text("b"), b);
+        let _ = o.push_data(Prepared::text("b"), b);
         assert_eq!(
-            o.push_data(&Prepared::text("c"), b),
+            o.push_data(Prepared::text("c"), b),
             Admit::Queued { evicted: 1 }
         );
         out.clear();
@@ -350,9 +452,9 @@ mod tests {
         assert_eq!(frames(&out), vec![Prepared::text("c").frame().to_vec()]);
         let mut o = Outbox::default();
         let b1 = bounds(1, DropPolicy::DropOldest);
-        let _ = o.push_data(&Prepared::text("a"), b1);
+        let _ = o.push_data(Prepared::text("a"), b1);
         o.transmit(&mut out, false);
-        assert_eq!(o.push_data(&Prepared::text("b"), b1), Admit::Dropped);
+        assert_eq!(o.push_data(Prepared::text("b"), b1), Admit::Dropped);
     }
 
     #[test]
@@ -369,12 +471,47 @@ mod tests {
                 policy,
             };
             // 2 header bytes + 9 payload bytes = 11 > 10, even with an empty lane.
-            assert_eq!(o.push_data(&Prepared::text("123456789"), b), Admit::Dropped);
+            assert_eq!(o.push_data(Prepared::text("123456789"), b), Admit::Dropped);
             assert_eq!(
-                o.push_data(&Prepared::text("1234"), b),
+                o.push_data(Prepared::text("1234"), b),
                 Admit::Queued { evicted: 0 }
             );
         }
+    }
+
+    #[test]
+    fn the_budget_refuses_at_its_exact_byte_and_eviction_frees_it() {
+        let lane = Bounds {
+            messages: 100,
+            bytes: None,
+            policy: DropPolicy::DropNewest,
+        };
+        let mut o = Outbox::default();
+        // "12345" is 7 wire bytes.
+        assert_eq!(
+            o.push_data_within(Prepared::text("12345"), lane, 6),
+            Admit::OverBudget
+        );
+        assert_eq!(
+            o.push_data_within(Prepared::text("12345"), lane, 7),
+            Admit::Queued { evicted: 0 }
+        );
+        // DropOldest with a full lane: evicting the old message frees its 7 bytes.
+        let oldest = Bounds {
+            messages: 1,
+            policy: DropPolicy::DropOldest,
+            ..lane
+        };
+        assert_eq!(
+            o.push_data_within(Prepared::text("abcde"), oldest, 0),
+            Admit::Queued { evicted: 1 }
+        );
+        assert_eq!(
+            o.push_data_within(Prepared::text("abcdef"), oldest, 0),
+            Admit::Dropped,
+            "8 bytes do not fit in the 7 an eviction frees"
+        );
+        assert_eq!(o.data_bytes(), 7);
     }
 
     #[test]
@@ -386,11 +523,11 @@ mod tests {
             policy: DropPolicy::DropNewest,
         };
         assert_eq!(
-            o.push_data(&Prepared::text("12345"), b),
+            o.push_data(Prepared::text("12345"), b),
             Admit::Queued { evicted: 0 }
         );
         assert_eq!(
-            o.push_data(&Prepared::text("12345"), b),
+            o.push_data(Prepared::text("12345"), b),
             Admit::Dropped,
             "7 + 7 > 10"
         );
@@ -400,13 +537,13 @@ mod tests {
     fn control_goes_first_close_last_and_partial_writes_resume() {
         let mut o = Outbox::default();
         let b = bounds(8, DropPolicy::DropNewest);
-        let _ = o.push_data(&Prepared::text("data"), b);
+        let _ = o.push_data(Prepared::text("data"), b);
         assert!(o.seal_with_close(Bytes::from_static(b"CLOSE")));
         o.push_control(Bytes::from_static(b"PING"));
         for i in 0..20 {
             o.push_pong(Bytes::from(format!("PONG{i:02}")));
         }
-        assert_eq!(o.push_data(&Prepared::text("late"), b), Admit::Closed);
+        assert_eq!(o.push_data(Prepared::text("late"), b), Admit::Closed);
         let mut out = Batch::new();
         assert_eq!(o.transmit(&mut out, false), 1 + MAX_PENDING_PONGS + 2);
         let written = frames(&out);

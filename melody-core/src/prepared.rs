@@ -52,6 +52,16 @@ impl Prepared {
         Some(Self::encode(kind, data))
     }
 
+    /// A message already encoded: `frame` holds `header_len` bytes of framing, then
+    /// the payload (for an event, what follows the chunk header).
+    pub(crate) fn from_parts(frame: Bytes, header_len: u8, kind: MessageKind) -> Self {
+        Prepared {
+            frame,
+            header_len,
+            kind,
+        }
+    }
+
     fn encode(kind: MessageKind, payload: &[u8]) -> Self {
         let opcode = match kind {
             MessageKind::Text => OpCode::Data(Data::Text),
@@ -73,6 +83,17 @@ impl Prepared {
     /// The message's payload (a view into the shared frame, no copy).
     pub fn payload(&self) -> Bytes {
         self.frame.slice(usize::from(self.header_len)..)
+    }
+
+    /// The payload's length in bytes.
+    ///
+    /// ```
+    /// use melody_core::Prepared;
+    ///
+    /// assert_eq!(Prepared::text("hello").payload_len(), 5);
+    /// ```
+    pub fn payload_len(&self) -> usize {
+        self.frame.len() - usize::from(self.header_len)
     }
 
     /// The frame's size on the wire, header included.

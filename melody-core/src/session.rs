@@ -15,12 +15,17 @@ use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 use tungstenite::{Error as WsError, Message};
 
 use crate::batch::Batch;
+use crate::budget::MemoryBudget;
+use crate::deflate::{Compression, Deflater, SharedDeflaters};
 use crate::error::{HandshakeRejection, SessionError};
 use crate::event::Event;
-use crate::handshake::{self, Accept, Parsed, RequestHead};
+use crate::handshake::{self, Accept, Parsed, RequestHead, StreamAccept};
+use crate::inbound::{InboundGate, Rules, Step};
 use crate::memory_stream::{self, MemoryStream};
-use crate::outbox::{Admit, Bounds, Completed, Outbox};
+use crate::outbox::{Admit, Bounds, Completed, Outbox, Outgoing, Wire};
 use crate::prepared::{close_frame, truncate_reason, Prepared};
+use crate::publication::Publication;
+use crate::sse;
 use crate::timers::{SessionTimers, Tick, TimerKind, TimerWheel, NEVER};
 use crate::topics::Membership;
 
@@ -75,6 +80,21 @@ pub struct SessionStats {
     /// Wire bytes (headers included) of the data messages queued or in flight now: what
     /// counts against [`Config::message_buffer_bytes`](crate::Config::message_buffer_bytes).
     pub queued_bytes: usize,
+    /// Memory held by the session's own permessage-deflate compressor
+    /// ([`Compression::Dedicated`] with context takeover; 0 until its first compressed
+    /// message, and in every other mode): zlib-rs's allocations for its window, 320 KiB
+    /// at the default 15 bits.
+    pub compressor_bytes: usize,
+}
+
+/// Which protocol a session speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SessionKind {
+    /// A WebSocket: messages both ways, pings and pongs, a close handshake.
+    WebSocket,
+    /// A Server-Sent Events stream: events from the server only, a comment line as
+    /// keepalive; the client ends it by closing the connection.
+    EventStream,
 }
 
 /// The lifecycle stage of a session, as seen from outside.
@@ -99,14 +119,24 @@ pub(crate) enum Phase {
     Open {
         ws: Box<WebSocketContext>,
         reading: bool,
+        /// Reads frame headers before tungstenite does (one pointer while idle).
+        gate: InboundGate,
     },
+    /// An event stream after its `200`: bytes from the client are discarded.
+    Stream,
     Finished,
+}
+
+/// How a held request will be answered once admitted.
+pub(crate) enum Answer {
+    Upgrade(Accept),
+    Stream(StreamAccept),
 }
 
 /// A request held for a verdict: what its 101 and the open session will need.
 pub(crate) struct Awaiting {
     pub(crate) head: RequestHead,
-    accept: Accept,
+    answer: Answer,
     /// Bytes past the request head (frames sent before our answer), kept for the open
     /// session, bounded by `max_handshake_size`.
     leftover: Vec<u8>,
@@ -130,13 +160,20 @@ pub(crate) struct Outcome {
     pub(crate) rejected: bool,
     /// Data messages left unwritten when the session finished.
     pub(crate) undelivered: u64,
+    /// The session was closed for a message not completed in time.
+    pub(crate) message_timeout: bool,
+    /// The session was closed because its partial inbound message did not fit the
+    /// memory budget.
+    pub(crate) inbound_over_budget: bool,
 }
 
 impl Outcome {
-    fn merge(&mut self, other: Outcome) {
+    pub(crate) fn merge(&mut self, other: Outcome) {
         self.connected |= other.connected;
         self.finished |= other.finished;
         self.rejected |= other.rejected;
+        self.message_timeout |= other.message_timeout;
+        self.inbound_over_budget |= other.inbound_over_budget;
         self.undelivered += other.undelivered;
     }
 }
@@ -145,6 +182,11 @@ pub(crate) struct Meta {
     pub(crate) request: Option<RequestHead>,
     pub(crate) info: ConnectionInfo,
     pub(crate) protocol: Option<String>,
+    /// permessage-deflate as agreed in the handshake (`None`: no compressed frames).
+    pub(crate) deflate: Option<crate::DeflateParams>,
+    /// How this session compresses what it sends: the configured mode when it agreed
+    /// to permessage-deflate, `Off` otherwise.
+    pub(crate) compression: Compression,
 }
 
 /// One session's state machine (the hub owns many; applications see it through
@@ -172,6 +214,19 @@ pub(crate) struct SessionMachine<U> {
     /// After our close frame is written, wait for the peer's before finishing.
     await_peer_close: bool,
     peer_closed: bool,
+    pub(crate) kind: SessionKind,
+    /// An event stream whose HTTP framing (chunks) we write ourselves.
+    chunked: bool,
+    /// Text messages go out as binary frames (see `Admission::binary_writes`).
+    binary_writes: bool,
+    /// History topics' messages carry their position (see `Admission::positions`).
+    positions: bool,
+    /// Bytes of partial inbound frames and messages charged to the memory budget
+    /// (see `settle_inbound`).
+    inbound_charged: usize,
+    /// The session's own compressor (`Compression::Dedicated` with context takeover),
+    /// created when its first compressed message leaves the outbox.
+    pub(crate) deflater: Option<Box<Deflater>>,
 }
 
 /// The context every session operation needs from the hub.
@@ -182,6 +237,11 @@ pub(crate) struct Ctx<'a> {
     pub(crate) ws_config: WebSocketConfig,
     pub(crate) wheel: &'a mut TimerWheel,
     pub(crate) scratch: &'a mut Vec<u8>,
+    /// The hub's memory budget: outboxes are settled against it by the hub after each
+    /// operation; a partial inbound message reserves its bytes here as they arrive.
+    pub(crate) budget: &'a mut MemoryBudget,
+    /// The hub's compressors for shared compressed copies.
+    pub(crate) deflaters: &'a mut SharedDeflaters,
     /// Cache of [`Ctx::write_deadline`]; `NEVER` until first needed.
     pub(crate) write_tick: Tick,
 }
@@ -193,6 +253,8 @@ impl<'a> Ctx<'a> {
         ws_config: WebSocketConfig,
         wheel: &'a mut TimerWheel,
         scratch: &'a mut Vec<u8>,
+        budget: &'a mut MemoryBudget,
+        deflaters: &'a mut SharedDeflaters,
     ) -> Self {
         Ctx {
             now,
@@ -201,6 +263,8 @@ impl<'a> Ctx<'a> {
             ws_config,
             wheel,
             scratch,
+            budget,
+            deflaters,
             write_tick: NEVER,
         }
     }
@@ -254,6 +318,8 @@ impl<U> SessionMachine<U> {
                 request: None,
                 info,
                 protocol: None,
+                deflate: None,
+                compression: Compression::Off,
             }),
             user,
             topics: Vec::new(),
@@ -265,14 +331,20 @@ impl<U> SessionMachine<U> {
             bounds_override: None,
             await_peer_close: false,
             peer_closed: false,
+            kind: SessionKind::WebSocket,
+            chunked: false,
+            binary_writes: false,
+            positions: false,
+            inbound_charged: 0,
+            deflater: None,
         }
     }
 
     pub(crate) fn state(&self) -> SessionState {
         match self.phase {
             Phase::Handshake { .. } => SessionState::Handshake,
-            Phase::Open { .. } if self.outbox.is_sealed() => SessionState::Closing,
-            Phase::Open { .. } => SessionState::Open,
+            Phase::Open { .. } | Phase::Stream if self.outbox.is_sealed() => SessionState::Closing,
+            Phase::Open { .. } | Phase::Stream => SessionState::Open,
             Phase::Finished => SessionState::Finished,
         }
     }
@@ -288,6 +360,44 @@ impl<U> SessionMachine<U> {
         !self.events.is_empty()
             || (self.outbox.has_unsent() && !self.outbox.has_in_flight() && !self.is_awaiting())
             || self.is_finished()
+    }
+
+    /// Bytes the session holds of inbound frames and messages not yet complete (the
+    /// gate's partial frame and what tungstenite holds of a fragmented message): what
+    /// a global memory budget charges for input in progress.
+    pub(crate) fn held_inbound_bytes(&self) -> usize {
+        match &self.phase {
+            Phase::Open { gate, .. } => gate.held_bytes(),
+            _ => 0,
+        }
+    }
+
+    /// Charges the memory budget with what the session now holds of partial inbound
+    /// frames and messages (or gives back what it no longer holds). When the budget
+    /// cannot take the growth, the partial data is discarded and the session closed
+    /// with 1013: new inbound data is refused, never held past the budget. The hub
+    /// calls this after every operation on the session.
+    pub(crate) fn settle_inbound(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
+        let held = self.held_inbound_bytes();
+        if held <= self.inbound_charged {
+            ctx.budget.release(self.inbound_charged - held);
+            self.inbound_charged = held;
+            return Outcome::default();
+        }
+        if ctx.budget.reserve(held - self.inbound_charged) {
+            self.inbound_charged = held;
+            return Outcome::default();
+        }
+        if let Phase::Open { gate, .. } = &mut self.phase {
+            *gate = InboundGate::default();
+        }
+        let mut outcome = self.fail(ctx, SessionError::OverBudget);
+        outcome.inbound_over_budget = true;
+        // What tungstenite still holds of the message goes with the session, which
+        // reads nothing more: the charge ends here.
+        ctx.budget.release(self.inbound_charged);
+        self.inbound_charged = 0;
+        outcome
     }
 
     /// Waits for the application's verdict on its request (nothing is written meanwhile).
@@ -323,6 +433,9 @@ impl<U> SessionMachine<U> {
             self.events = VecDeque::new();
         }
         self.outbox.trim();
+        if let Phase::Open { gate, .. } = &mut self.phase {
+            gate.trim(self.meta.deflate.as_ref());
+        }
         true
     }
 
@@ -351,6 +464,10 @@ impl<U> SessionMachine<U> {
             return Outcome::default();
         }
         if let Some(held) = awaiting {
+            if self.kind == SessionKind::EventStream {
+                // An event-stream client has nothing to say: what it sends is discarded.
+                return Outcome::default();
+            }
             // Frames sent before our answer wait for the open session, bounded like
             // the request itself: a peer cannot grow a held session without limit.
             if held.leftover.len() + input.len() > ctx.config.max_handshake_size {
@@ -392,12 +509,17 @@ impl<U> SessionMachine<U> {
                 (request, leftover, head)
             }
         };
+        if ctx.config.event_streams && handshake::is_event_stream_request(&request) {
+            return self.handle_stream_request(ctx, request, head, at_capacity, await_verdict);
+        }
         if let Some(page) = &ctx.config.http_page {
             if request.method() == tungstenite::http::Method::GET
                 && !handshake::asks_upgrade(&request)
+                && page.serves(request.uri().path())
             {
                 // Not a WebSocket client: answer with the page and end, without an error.
-                self.outbox.seal_with_close(handshake::page_response(page));
+                self.outbox
+                    .seal_with_close(handshake::page_response(page.html()));
                 self.await_peer_close = false;
                 return Outcome::default();
             }
@@ -414,7 +536,7 @@ impl<U> SessionMachine<U> {
                 // The parsed request is kept: the application reads it for its verdict.
                 let held = Awaiting {
                     head: RequestHead::parsed(*request),
-                    accept,
+                    answer: Answer::Upgrade(accept),
                     leftover,
                 };
                 if let Phase::Handshake { awaiting, .. } = &mut self.phase {
@@ -436,6 +558,50 @@ impl<U> SessionMachine<U> {
                 }
             }
         }
+    }
+
+    /// Answers (or holds for a verdict) a request for an event stream.
+    fn handle_stream_request(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        request: Box<handshake::Request>,
+        head: RequestHead,
+        at_capacity: bool,
+        await_verdict: bool,
+    ) -> Outcome {
+        let accepted = match handshake::validate_stream(&request, ctx.config) {
+            Ok(_) if at_capacity => Err(HandshakeRejection::new(
+                tungstenite::http::StatusCode::SERVICE_UNAVAILABLE,
+                "session limit reached, try again later",
+            )),
+            other => other,
+        };
+        let accept = match accepted {
+            Ok(accept) => accept,
+            Err(rejection) => {
+                self.reject(ctx, rejection);
+                return Outcome {
+                    rejected: true,
+                    ..Outcome::default()
+                };
+            }
+        };
+        self.kind = SessionKind::EventStream;
+        self.chunked = true;
+        if await_verdict {
+            let held = Awaiting {
+                head: RequestHead::parsed(*request),
+                answer: Answer::Stream(accept),
+                leftover: Vec::new(),
+            };
+            if let Phase::Handshake { awaiting, .. } = &mut self.phase {
+                *awaiting = Some(Box::new(held));
+            }
+            self.events.push_back(Event::Request);
+            return Outcome::default();
+        }
+        self.outbox.push_control(handshake::stream_head(&accept));
+        self.establish_stream(ctx, head, true)
     }
 
     fn reject(&mut self, ctx: &mut Ctx<'_>, rejection: HandshakeRejection) {
@@ -474,22 +640,53 @@ impl<U> SessionMachine<U> {
                 .max_message_size(Some(max))
                 .max_frame_size(Some(max));
         }
+        self.apply_overrides(admission);
+        // The control lane goes out before the data lane: the 101 (or 200) precedes
+        // whatever was published to the session's topics while it waited.
+        let Awaiting {
+            head,
+            answer,
+            leftover,
+        } = *held;
+        match answer {
+            Answer::Upgrade(accept) => {
+                self.outbox
+                    .push_control(handshake::switching_protocols(&accept));
+                (true, self.establish(ctx, head, accept, leftover))
+            }
+            Answer::Stream(accept) => {
+                self.outbox.push_control(handshake::stream_head(&accept));
+                (true, self.establish_stream(ctx, head, true))
+            }
+        }
+    }
+
+    /// The admission's settings that live outside the WebSocket context.
+    fn apply_overrides(&mut self, admission: &crate::verdict::Admission) {
         if admission.message_buffer_size.is_some() || admission.message_buffer_bytes.is_some() {
             self.bounds_override = Some(Box::new(BoundsOverride {
                 messages: admission.message_buffer_size,
                 bytes: admission.message_buffer_bytes,
             }));
         }
-        // The control lane goes out before the data lane: the 101 precedes whatever
-        // was published to the session's topics while it waited.
-        self.outbox
-            .push_control(handshake::switching_protocols(&held.accept));
-        let Awaiting {
-            head,
-            accept,
-            leftover,
-        } = *held;
-        (true, self.establish(ctx, head, accept, leftover))
+        if let Some(on) = admission.binary_writes {
+            self.binary_writes = on;
+        }
+        if let Some(on) = admission.positions {
+            self.positions = on;
+        }
+    }
+
+    /// Applies an admission's settings to a session already open (one an HTTP
+    /// framework answered after judging its request).
+    pub(crate) fn apply_admission(&mut self, admission: &crate::verdict::Admission) {
+        self.apply_overrides(admission);
+        if let (Some(max), Phase::Open { ws, .. }) = (admission.max_message_size, &mut self.phase) {
+            ws.set_config(|config| {
+                config.max_message_size = Some(max);
+                config.max_frame_size = Some(max);
+            });
+        }
     }
 
     /// Refuses a request held for a verdict with `refusal`'s response; the session ends
@@ -551,14 +748,15 @@ impl<U> SessionMachine<U> {
     ) -> Outcome {
         self.meta.request = Some(request);
         self.meta.protocol = accept.protocol;
-        let ws = if leftover.is_empty() {
-            WebSocketContext::new(Role::Server, Some(ctx.ws_config))
-        } else {
-            WebSocketContext::from_partially_read(leftover, Role::Server, Some(ctx.ws_config))
-        };
+        self.meta.deflate = accept.deflate;
+        if accept.deflate.is_some() {
+            self.meta.compression = ctx.config.compression;
+        }
+        let ws = WebSocketContext::new(Role::Server, Some(ctx.ws_config));
         self.phase = Phase::Open {
             ws: Box::new(ws),
             reading: true,
+            gate: InboundGate::default(),
         };
         self.connected = true;
         self.timers.disarm(TimerKind::Handshake);
@@ -573,57 +771,114 @@ impl<U> SessionMachine<U> {
             connected: true,
             ..Outcome::default()
         };
-        // Frames that came with the request are already in tungstenite's buffer.
-        outcome.merge(self.handle_frames(ctx, &[]));
+        // Frames that came with the request go through the gate like any others.
+        outcome.merge(self.handle_frames(ctx, &leftover));
         outcome
+    }
+
+    /// Enters the streaming phase of an event stream (after our `200`, or after an
+    /// HTTP framework's); `chunked` when we write the HTTP framing ourselves.
+    pub(crate) fn establish_stream(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        request: RequestHead,
+        chunked: bool,
+    ) -> Outcome {
+        self.meta.request = Some(request);
+        self.kind = SessionKind::EventStream;
+        self.chunked = chunked;
+        self.phase = Phase::Stream;
+        self.connected = true;
+        self.timers.disarm(TimerKind::Handshake);
+        // No pong deadline: an event stream has no pongs. A vanished client shows as a
+        // keepalive that cannot be written (write_wait) or as a transport error.
+        let ping_at = ctx.now + ctx.config.ping_period;
+        ctx.arm(self, TimerKind::Ping, ping_at);
+        if let Some(retry) = ctx.config.event_stream_retry {
+            self.outbox.push_control(sse::retry_field(retry, chunked));
+        }
+        self.events.push_back(Event::Connect);
+        Outcome {
+            connected: true,
+            ..Outcome::default()
+        }
     }
 
     // ---- frames -------------------------------------------------------------------
 
-    /// Feeds WebSocket bytes through tungstenite, turning messages into events.
+    /// Feeds WebSocket bytes through the inbound gate and tungstenite, turning
+    /// messages into events. The gate hands tungstenite one complete frame at a time
+    /// (inflated, if it was compressed); see `inbound`.
     pub(crate) fn handle_frames(&mut self, ctx: &mut Ctx<'_>, input: &[u8]) -> Outcome {
-        let Phase::Open { ws, reading } = &mut self.phase else {
+        let Phase::Open { ws, reading, gate } = &mut self.phase else {
             return Outcome::default();
         };
         if !*reading {
             return Outcome::default();
         }
+        let rules = Rules {
+            max_message_size: ws.get_config().max_message_size.unwrap_or(usize::MAX),
+            deflate: self.meta.deflate,
+        };
         ctx.scratch.clear();
-        let mut stream = MemoryStream::new(input, ctx.scratch);
+        let mut rest = input;
         let mut failure = None;
         let mut pong = false;
-        loop {
-            match ws.read(&mut stream) {
-                Ok(Message::Text(text)) => {
-                    self.stats.received += 1;
-                    self.events.push_back(Event::Text(text));
-                }
-                Ok(Message::Binary(data)) => {
-                    self.stats.received += 1;
-                    self.events.push_back(Event::Binary(data));
-                }
-                Ok(Message::Pong(data)) => {
-                    pong = true;
-                    self.events.push_back(Event::Pong(data));
-                }
-                Ok(Message::Close(frame)) => {
-                    let (code, reason) = match frame {
-                        Some(CloseFrame { code, reason }) => (code, reason),
-                        None => (CloseCode::Status, Utf8Bytes::default()),
-                    };
-                    self.events.push_back(Event::Close { code, reason });
-                    self.peer_closed = true;
-                }
-                // tungstenite queues the pong itself and writes it on the next read.
-                Ok(Message::Ping(_)) | Ok(Message::Frame(_)) => {}
-                Err(WsError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    // The orderly end of a close handshake maps to no error.
-                    failure = SessionError::from_tungstenite(e);
+        'frames: loop {
+            let frame = match gate.next(&mut rest, &rules) {
+                Step::Frame(frame) => frame,
+                Step::NeedMore => break,
+                Step::Fail(err) => {
+                    failure = Some(err);
                     *reading = false;
                     break;
                 }
+            };
+            let mut stream = MemoryStream::new(frame, ctx.scratch);
+            loop {
+                match ws.read(&mut stream) {
+                    Ok(Message::Text(text)) => {
+                        self.stats.received += 1;
+                        self.events.push_back(Event::Text(text));
+                    }
+                    Ok(Message::Binary(data)) => {
+                        self.stats.received += 1;
+                        self.events.push_back(Event::Binary(data));
+                    }
+                    Ok(Message::Pong(data)) => {
+                        pong = true;
+                        self.events.push_back(Event::Pong(data));
+                    }
+                    Ok(Message::Close(frame)) => {
+                        let (code, reason) = match frame {
+                            Some(CloseFrame { code, reason }) => (code, reason),
+                            None => (CloseCode::Status, Utf8Bytes::default()),
+                        };
+                        self.events.push_back(Event::Close { code, reason });
+                        self.peer_closed = true;
+                    }
+                    // tungstenite queues the pong itself and writes it on the next read.
+                    Ok(Message::Ping(_)) | Ok(Message::Frame(_)) => {}
+                    // The frame is used up: on to the next.
+                    Err(WsError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        // The orderly end of a close handshake maps to no error.
+                        failure = SessionError::from_tungstenite(e);
+                        *reading = false;
+                        break 'frames;
+                    }
+                }
             }
+        }
+        // The message-completion deadline runs from a message's first byte to its last;
+        // control frames between its fragments do not move it.
+        let started = gate.take_message_started();
+        let in_progress = *reading && gate.message_in_progress();
+        if !in_progress {
+            self.timers.disarm(TimerKind::Message);
+        } else if started || self.timers.deadline(TimerKind::Message) == NEVER {
+            let at = ctx.now + ctx.config.message_completion_timeout;
+            ctx.arm(self, TimerKind::Message, at);
         }
         // Keepalive ends when the session starts closing: a late pong re-arms nothing.
         if pong && !self.outbox.is_sealed() {
@@ -677,32 +932,147 @@ impl<U> SessionMachine<U> {
     // ---- output -------------------------------------------------------------------
 
     /// Offers a data message to the outbox.
-    pub(crate) fn send(&mut self, ctx: &mut Ctx<'_>, msg: &Prepared, bounds: Bounds) -> Admit {
+    /// The outcome is the session's own when the offer ended it (a slow consumer still
+    /// awaiting its verdict finishes at once).
+    pub(crate) fn send(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        msg: &Publication,
+        bounds: Bounds,
+    ) -> (Admit, Outcome) {
         // A session awaiting its verdict queues data too (for the topics it was
         // subscribed to meanwhile): it goes out behind the 101, or is dropped on refusal.
-        if !matches!(self.phase, Phase::Open { .. }) && !self.is_awaiting() {
-            return Admit::Closed;
+        if self.outbox.is_sealed()
+            || (!matches!(self.phase, Phase::Open { .. } | Phase::Stream) && !self.is_awaiting())
+        {
+            // Closing or over: counted as closed, whatever the message's kind.
+            return (Admit::Closed, Outcome::default());
         }
-        let admit = self.outbox.push_data(msg, self.bounds(bounds));
+        let Some(form) = self.form_of(msg) else {
+            return (Admit::Skipped, Outcome::default());
+        };
+        let form = match self.kind {
+            SessionKind::WebSocket => self.outgoing(ctx, msg, form),
+            SessionKind::EventStream => Outgoing::from(form),
+        };
+        // Claimed before it is queued (see `MemoryBudget::claim`); without the claim, the
+        // room left decides, and evicting older messages (`DropOldest`) may make enough.
+        let len = form.wire_len();
+        let claimed = ctx.budget.claim(len);
+        let room = if claimed {
+            usize::MAX
+        } else {
+            ctx.budget.room()
+        };
+        let admit = self
+            .outbox
+            .push_data_within(form, self.bounds(bounds), room);
+        if claimed && !matches!(admit, Admit::Queued { .. }) {
+            ctx.budget.unclaim(len);
+        }
         match admit {
             Admit::Queued { evicted } => {
                 self.data_since_ping = true;
                 self.count_drops(evicted as u64)
             }
             Admit::Dropped => self.count_drops(1),
+            Admit::OverBudget => {
+                ctx.budget.count_refusal();
+                self.count_drops(1)
+            }
             Admit::Disconnect { .. } => {
                 let discarded = self.outbox.discard_queued_data();
                 self.count_drops(1 + discarded as u64);
                 self.events
                     .push_back(Event::Error(SessionError::SlowConsumer));
-                self.close(ctx, CloseCode::Policy, "slow consumer: outbox full");
+                let (_, outcome) = self.close(ctx, CloseCode::Policy, "slow consumer: outbox full");
                 self.sync_write_timer(ctx);
-                return Admit::Disconnect { discarded };
+                return (Admit::Disconnect { discarded }, outcome);
             }
-            Admit::Closed => {}
+            Admit::Closed | Admit::Skipped => {}
         }
         self.sync_write_timer(ctx);
-        admit
+        (admit, Outcome::default())
+    }
+
+    /// Tells the session its resume on `topic` found a gap: an event for its owner,
+    /// and for an event stream the reserved gap event, queued ahead of the replay.
+    pub(crate) fn note_gap(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        topic: &str,
+        reason: crate::history::GapReason,
+        bounds: Bounds,
+    ) -> (Admit, Outcome) {
+        self.events.push_back(Event::HistoryGap {
+            topic: topic.into(),
+            reason,
+        });
+        if self.kind != SessionKind::EventStream {
+            return (Admit::Skipped, Outcome::default());
+        }
+        match sse::Event::new(reason.as_str()).name(crate::history::GAP_EVENT) {
+            Ok(event) => self.send(ctx, &Publication::event(event), bounds),
+            // A constant name cannot be invalid; nothing to send if it were.
+            Err(_) => (Admit::Skipped, Outcome::default()),
+        }
+    }
+
+    /// How many more data messages the outbox takes before its message bound.
+    pub(crate) fn data_room(&self, bounds: Bounds) -> usize {
+        self.bounds(bounds)
+            .messages
+            .saturating_sub(self.outbox.data_len())
+    }
+
+    /// How many more wire bytes the outbox takes before its byte bound.
+    pub(crate) fn data_byte_room(&self, bounds: Bounds) -> usize {
+        self.bounds(bounds).bytes.map_or(usize::MAX, |max| {
+            max.saturating_sub(self.outbox.data_bytes())
+        })
+    }
+
+    /// The form of `msg` this session queues (`None`: it has none for this kind).
+    fn form_of(&self, msg: &Publication) -> Option<Prepared> {
+        match self.kind {
+            SessionKind::WebSocket if self.positions => {
+                Some(msg.positioned_frame_for(self.binary_writes).clone())
+            }
+            SessionKind::WebSocket => Some(msg.frame_for(self.binary_writes).clone()),
+            SessionKind::EventStream => msg.event_for(self.chunked),
+        }
+    }
+
+    /// The wire bytes `msg` would take in this session's outbox (0: none, skipped).
+    pub(crate) fn wire_len_of(&self, msg: &Publication) -> usize {
+        self.form_of(msg).map_or(0, |form| form.wire_len())
+    }
+
+    /// A message in the form this WebSocket session sends it: compressed when it agreed
+    /// to permessage-deflate and the message reaches the threshold.
+    /// `frame` is the session's form of `msg` (see `form_of`).
+    fn outgoing(&self, ctx: &mut Ctx<'_>, msg: &Publication, frame: Prepared) -> Outgoing {
+        let Some(params) = self.meta.deflate else {
+            return Outgoing::from(frame);
+        };
+        if frame.payload_len() < ctx.config.compression_threshold {
+            return Outgoing::from(frame);
+        }
+        // A dedicated compressor without context takeover would produce exactly the
+        // shared copy: share it instead.
+        if self.meta.compression == Compression::Dedicated && !params.server_no_context_takeover {
+            return Outgoing::new(frame, Wire::DeflateOnTransmit);
+        }
+        // The shared copies are of the plain frame: a session that sees positions gets
+        // a positioned frame of a history message, which has none, and goes as it is.
+        if self.positions && msg.position().is_some() {
+            return Outgoing::from(frame);
+        }
+        let window = params.server_max_window_bits;
+        match msg.deflated_for(self.binary_writes, window, ctx.deflaters) {
+            Some(compressed) => Outgoing::new(frame, Wire::Deflated(compressed)),
+            None => Outgoing::from(frame),
+        }
     }
 
     fn count_drops(&mut self, n: u64) {
@@ -718,13 +1088,16 @@ impl<U> SessionMachine<U> {
     }
 
     /// Starts the closing handshake: the close frame goes out after the queued data.
-    /// Returns `false` if the session was already closing or over.
-    pub(crate) fn close(&mut self, ctx: &mut Ctx<'_>, code: CloseCode, reason: &str) -> bool {
+    /// Returns `false` if the session was already closing or over, and the outcome of
+    /// a session that ended at once (one still in its handshake).
+    pub(crate) fn close(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        code: CloseCode,
+        reason: &str,
+    ) -> (bool, Outcome) {
         match &mut self.phase {
-            Phase::Handshake { .. } => {
-                self.finish(ctx, None);
-                true
-            }
+            Phase::Handshake { .. } => (true, self.finish(ctx, None)),
             Phase::Open { ws, .. } if !self.outbox.is_sealed() => {
                 let frame = CloseFrame {
                     code,
@@ -740,33 +1113,72 @@ impl<U> SessionMachine<U> {
                 }
                 self.route_written(ctx, true);
                 self.sync_write_timer(ctx);
-                true
+                (true, Outcome::default())
             }
-            _ => false,
+            Phase::Stream if !self.outbox.is_sealed() => {
+                // An event stream has no close frame: it ends after what is queued,
+                // with the last chunk when we frame it (code and reason go nowhere).
+                let end = if self.chunked {
+                    Bytes::from_static(sse::LAST_CHUNK)
+                } else {
+                    Bytes::new()
+                };
+                self.outbox.seal_with_close(end);
+                self.await_peer_close = false;
+                self.on_sealed();
+                self.sync_write_timer(ctx);
+                (true, Outcome::default())
+            }
+            _ => (false, Outcome::default()),
         }
     }
 
     /// Moves pending buffers into `batch` when it is empty; a finished session
     /// empties it instead (what it held was counted as undelivered).
-    pub(crate) fn poll_transmit(&mut self, ctx: &mut Ctx<'_>, batch: &mut Batch) -> Transmit {
+    pub(crate) fn poll_transmit(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        batch: &mut Batch,
+    ) -> (Transmit, Outcome) {
         if self.is_finished() {
             batch.clear();
-            return Transmit::Finished;
+            return (Transmit::Finished, Outcome::default());
         }
         if !batch.is_empty() {
-            return Transmit::Write(0);
+            return (Transmit::Write(0), Outcome::default());
         }
         if self.is_awaiting() {
             // Nothing goes out before the verdict's answer.
-            return Transmit::Idle;
+            return (Transmit::Idle, Outcome::default());
         }
-        let n = self.outbox.transmit(batch, ctx.config.sent_events);
+        let (deflater, window) = (
+            &mut self.deflater,
+            self.meta.deflate.map_or(15, |p| p.server_max_window_bits),
+        );
+        let n = self
+            .outbox
+            .transmit_with(batch, ctx.config.sent_events, |msg| {
+                let deflater = deflater.get_or_insert_with(|| Box::new(Deflater::new(window)));
+                deflater
+                    .frame(msg.kind(), &msg.payload(), true)
+                    // Compression failed and reset the context: this message goes
+                    // uncompressed, which the peer accepts (RSV1 is per message).
+                    .unwrap_or_else(|| msg.frame().clone())
+            });
+        if self.outbox.take_closed_without_bytes() {
+            // An end that needs no bytes is done once everything before it is written.
+            self.close_written = true;
+            batch.clear();
+            let outcome = self.finish(ctx, None);
+            return (Transmit::Finished, outcome);
+        }
         self.sync_write_timer(ctx);
-        if n == 0 {
+        let transmit = if n == 0 {
             Transmit::Idle
         } else {
             Transmit::Write(n)
-        }
+        };
+        (transmit, Outcome::default())
     }
 
     /// Accounts bytes the transport took from the front of `batch`.
@@ -786,14 +1198,21 @@ impl<U> SessionMachine<U> {
         }
         let mut close_done = false;
         let sent_events = ctx.config.sent_events;
+        let stream = self.kind == SessionKind::EventStream;
         let (events, stats) = (&mut self.events, &mut self.stats);
         self.outbox.transmitted(batch, n, |done| match done {
             Completed::Data(msg) => {
                 stats.sent += 1;
                 if let (true, Some(msg)) = (sent_events, msg) {
+                    // An event reports its data, as the message it was built from.
+                    let payload = if stream {
+                        sse::data_of(&msg.payload())
+                    } else {
+                        msg.payload()
+                    };
                     events.push_back(Event::Sent {
                         kind: msg.kind(),
-                        payload: msg.payload(),
+                        payload,
                     });
                 }
             }
@@ -837,7 +1256,7 @@ impl<U> SessionMachine<U> {
                 self.data_since_ping = false;
                 if self.state() == SessionState::Open {
                     if !self.outbox.has_queued_control() {
-                        self.outbox.push_control(crate::prepared::ping_frame());
+                        self.outbox.push_control(self.keepalive());
                     }
                     let next = ctx.wheel.instant_of(tick) + ctx.config.ping_period;
                     ctx.arm(self, TimerKind::Ping, next);
@@ -845,6 +1264,17 @@ impl<U> SessionMachine<U> {
                 }
                 Outcome::default()
             }
+            // The two share a slot: an open session's is its message deadline.
+            TimerKind::Handshake | TimerKind::Message
+                if matches!(self.phase, Phase::Open { .. }) =>
+            {
+                let outcome = self.fail(ctx, SessionError::MessageTimeout);
+                Outcome {
+                    message_timeout: true,
+                    ..outcome
+                }
+            }
+            TimerKind::Message => Outcome::default(),
             TimerKind::Handshake => {
                 if self.is_awaiting() {
                     // No verdict in time: the client still gets an answer (bounded
@@ -867,6 +1297,15 @@ impl<U> SessionMachine<U> {
         }
     }
 
+    /// A ping frame, or an event stream's comment line.
+    fn keepalive(&self) -> Bytes {
+        match (self.kind, self.chunked) {
+            (SessionKind::WebSocket, _) => crate::prepared::ping_frame(),
+            (SessionKind::EventStream, true) => Bytes::from_static(sse::KEEPALIVE_CHUNKED),
+            (SessionKind::EventStream, false) => Bytes::from_static(sse::KEEPALIVE),
+        }
+    }
+
     /// The transport reached end of file.
     pub(crate) fn handle_eof(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
         match self.phase {
@@ -874,6 +1313,8 @@ impl<U> SessionMachine<U> {
             // A handshake that never completed, or a close we started: nothing went wrong.
             Phase::Handshake { .. } => self.finish(ctx, None),
             Phase::Open { .. } if self.close_written || self.peer_closed => self.finish(ctx, None),
+            // Closing the connection is how an event-stream client says goodbye.
+            Phase::Stream => self.finish(ctx, None),
             Phase::Open { .. } => self.finish(ctx, Some(SessionError::PeerGone)),
         }
     }

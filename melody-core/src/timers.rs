@@ -23,8 +23,26 @@ pub(crate) enum TimerKind {
     Write = 3,
     /// The peer must answer our close frame.
     Close = 4,
+    /// A message in progress must be complete. It shares the handshake's slot (see
+    /// [`TimerKind::slot`]): the two never run at once.
+    Message = 5,
 }
 
+impl TimerKind {
+    /// The slot in [`SessionTimers`] this kind's deadline lives in. The message
+    /// deadline only runs once the handshake is over, so it reuses the handshake's
+    /// slot instead of adding 16 bytes to every session. A wheel entry stands for its
+    /// slot: one armed as `Handshake` may fire for a message deadline armed later in the
+    /// same slot, so the session tells the two apart by its phase, not by the kind.
+    fn slot(self) -> usize {
+        match self {
+            TimerKind::Message => TimerKind::Handshake as usize,
+            other => other as usize,
+        }
+    }
+}
+
+/// Deadline slots per session (the message deadline shares the handshake's).
 pub(crate) const TIMER_KINDS: usize = 5;
 
 /// A tick number: the wheel's time unit, counted from the hub's creation.
@@ -53,11 +71,11 @@ impl Default for SessionTimers {
 
 impl SessionTimers {
     pub(crate) fn deadline(&self, kind: TimerKind) -> Tick {
-        self.deadline[kind as usize]
+        self.deadline[kind.slot()]
     }
 
     pub(crate) fn disarm(&mut self, kind: TimerKind) {
-        self.deadline[kind as usize] = NEVER;
+        self.deadline[kind.slot()] = NEVER;
     }
 
     pub(crate) fn disarm_all(&mut self) {
@@ -67,7 +85,7 @@ impl SessionTimers {
     /// Whether the wheel entry of `kind` at `tick` is the one standing for this
     /// session (any other is stale, as `settle` would find).
     pub(crate) fn is_scheduled(&self, kind: TimerKind, tick: Tick) -> bool {
-        self.scheduled[kind as usize] == tick
+        self.scheduled[kind.slot()] == tick
     }
 }
 
@@ -166,12 +184,12 @@ impl TimerWheel {
         kind: TimerKind,
         tick: Tick,
     ) {
-        timers.deadline[kind as usize] = tick;
+        timers.deadline[kind.slot()] = tick;
         // A deadline already past gets its entry at the cursor (see `insert`); the
         // session must record that tick, or `settle` takes the entry for a stale one.
         let entry_tick = tick.max(self.cursor);
-        if timers.scheduled[kind as usize] > entry_tick {
-            timers.scheduled[kind as usize] = entry_tick;
+        if timers.scheduled[kind.slot()] > entry_tick {
+            timers.scheduled[kind.slot()] = entry_tick;
             self.insert(Entry {
                 tick: entry_tick,
                 index,
@@ -229,7 +247,7 @@ impl TimerWheel {
     /// really passed (fire it), `None` when the entry was stale or the deadline moved
     /// later (then it is re-inserted at the new deadline).
     pub(crate) fn settle(&mut self, timers: &mut SessionTimers, due: Due) -> Option<Tick> {
-        let k = due.kind as usize;
+        let k = due.kind.slot();
         if timers.scheduled[k] != due.tick {
             return None;
         }

@@ -11,12 +11,18 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use melody_core::{
-    Batch, CloseCode, Event, Hub, MessageKind, Request, RequestHead, SessionId, Transmit,
+    Batch, CloseCode, Event, Hub, MessageKind, Request, RequestHead, SessionId, SessionKind,
+    Transmit,
 };
 
 use crate::clock;
-use crate::error::Error;
+use crate::drain::Drain;
+use crate::error::{panic_message, Error};
 use crate::handlers::Handlers;
+use crate::history;
+use crate::in_flight::InFlight;
+use crate::observe::{self, Facts, Observer};
+use crate::read_back;
 use crate::request::{Admitted, Decision, RequestInfo, Verdict, VerdictFuture};
 use crate::runtime::{Runtime, Transport};
 use crate::session::Session;
@@ -70,6 +76,16 @@ pub struct Connection<R: Runtime, T: Transport> {
     finished: bool,
     disconnected: bool,
     done: bool,
+    /// What `tracing` and `metrics` are told (empty without those features).
+    observer: Observer,
+    /// Async message handlers in flight (nothing allocated while there are none).
+    in_flight: InFlight,
+    /// After the session: input still read and discarded before the transport goes
+    /// (boxed: every idle connection carries the field).
+    drain: Option<Box<Drain>>,
+    /// The peer and path of a request refused before it became a session, for reports.
+    #[cfg(any(feature = "tracing", feature = "metrics"))]
+    refused_facts: (Option<std::net::SocketAddr>, Option<String>),
 }
 
 impl<R: Runtime, T: Transport> Connection<R, T> {
@@ -94,7 +110,49 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             finished: false,
             disconnected: false,
             done: false,
+            observer: Observer::default(),
+            in_flight: InFlight::default(),
+            drain: None,
+            #[cfg(any(feature = "tracing", feature = "metrics"))]
+            refused_facts: (None, None),
         }
+    }
+
+    /// After the write side is shut down: drains the peer's input (see `drain.rs`)
+    /// unless it has ended already, or the session was an event stream, whose peer
+    /// sends nothing after its request.
+    fn start_drain(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let config = &self.shared.config;
+        let stream = self
+            .session
+            .as_ref()
+            .is_some_and(|s| s.info.kind == melody_core::SessionKind::EventStream);
+        if self.read_done
+            || stream
+            || config.close_drain_bytes == 0
+            || config.close_drain_timeout.is_zero()
+        {
+            return Poll::Ready(());
+        }
+        let deadline = self.shared.rt.now() + config.close_drain_timeout;
+        let drain = Drain::new(
+            config.close_drain_bytes,
+            self.shared.rt.sleep_until(deadline),
+        );
+        self.drain = Some(Box::new(drain));
+        self.poll_drain(cx)
+    }
+
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(drain) = self.drain.as_mut() else {
+            return Poll::Ready(());
+        };
+        let transport = &mut self.transport;
+        let drained = READ_BUF.with(|buf| drain.poll(cx, transport, &mut buf.borrow_mut()));
+        if drained.is_ready() {
+            self.drain = None;
+        }
+        drained
     }
 
     fn with_hub<X>(&self, op: impl FnOnce(&mut Hub<Slot>, SessionId) -> X) -> X {
@@ -106,7 +164,8 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
     fn read(&mut self, cx: &mut Context<'_>) -> bool {
         let mut progress = false;
         for _ in 0..READS_PER_TURN {
-            if self.read_done
+            if self.in_flight.pauses_reading()
+                || self.read_done
                 || self.finished
                 || self.read_blocked
                 || self.read_this_poll >= READ_BUDGET_PER_POLL
@@ -118,6 +177,7 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
                 match self.transport.poll_read(cx, &mut buf) {
                     Poll::Ready(Ok(0)) => Some(Err(None)),
                     Poll::Ready(Ok(n)) => {
+                        observe::bytes_in(n);
                         self.read_this_poll += n;
                         let now = self.shared.rt.now();
                         let input = &buf[..n];
@@ -160,6 +220,10 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         let mut connected_info = None;
         let mut request_info = None;
         let mut trimmed = false;
+        #[cfg(any(feature = "tracing", feature = "metrics"))]
+        let refused_facts = &mut self.refused_facts;
+        #[cfg(feature = "metrics")]
+        let mut sampled = None;
         let (found, finished) = self.shared.shards[self.shard].with(&self.shared.clock, |hub| {
             if written > 0 {
                 let _ = hub.handle_transmitted(id, now, written, batch);
@@ -169,6 +233,13 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
                 match event {
                     Event::Connect => connected_info = hub_info(hub, id, shard),
                     Event::Request => request_info = request_info_of(hub, id),
+                    #[cfg(any(feature = "tracing", feature = "metrics"))]
+                    Event::Error(_) if connected_info.is_none() => {
+                        refused_facts.0 = hub.session(id).and_then(|v| v.remote_addr());
+                        if let Some(request) = hub.request(id) {
+                            refused_facts.1 = Some(request.uri().path().to_owned());
+                        }
+                    }
                     _ => {}
                 }
                 events.push_back(event);
@@ -177,6 +248,10 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             let finished = transmit == Transmit::Finished;
             let found =
                 events.len() > before || matches!(transmit, Transmit::Write(1..)) || finished;
+            #[cfg(feature = "metrics")]
+            if found || written > 0 {
+                sampled = hub.session_stats(id);
+            }
             if !found {
                 trimmed = batch.is_empty() && hub.trim(id);
                 if let Some(slot) = hub.user_mut(id) {
@@ -185,10 +260,17 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             }
             (found, finished)
         });
+        #[cfg(feature = "metrics")]
+        if let Some(stats) = sampled {
+            self.observer.sample(stats);
+        }
         if trimmed {
-            // Parking idle (no data since the last ping): hold no buffers either.
+            // Parking idle (no data since the last ping): hold no buffers either (but
+            // the events an async handler's bound holds back).
             self.batch = Batch::new();
-            self.events = VecDeque::new();
+            if self.events.is_empty() {
+                self.events = VecDeque::new();
+            }
         }
         if let Some(info) = connected_info {
             self.session = Some(Session {
@@ -202,6 +284,10 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             // A verdict still pending has nobody left to answer (timeout, peer gone).
             self.verdict = None;
         } else if let Some(info) = request_info {
+            #[cfg(any(feature = "tracing", feature = "metrics"))]
+            {
+                self.refused_facts = (info.remote_addr, Some(info.uri.path().to_owned()));
+            }
             self.start_verdict(info);
         }
         found
@@ -216,10 +302,35 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             self.apply_verdict(Verdict::admit());
             return;
         };
+        let event_stream = info.kind == SessionKind::EventStream;
+        let headers_resume = read_back::resumes(None, event_stream, &info.headers);
         match catch_unwind(AssertUnwindSafe(|| hook(info))) {
-            Ok(future) => self.verdict = Some(future),
+            Ok(future) => self.verdict = Some(self.after_read_back(future, headers_resume)),
             Err(_) => self.hook_panicked(),
         }
+    }
+
+    /// The hook's future, followed (when the verdict resumes history topics) by the
+    /// wait for the backplane's read-back of their shared logs (see `read_back.rs`).
+    /// The hub's handshake deadline counts from the connection, a little before the
+    /// request arrived: ending the wait at three quarters of the timeout from now
+    /// leaves the resume (with what the copy holds) its chance to run before it.
+    fn after_read_back(&self, hook: VerdictFuture, headers_resume: bool) -> VerdictFuture {
+        if !self.shared.backplane.get().is_some_and(|b| b.keeps_history) {
+            return hook;
+        }
+        let shared = self.shared.clone();
+        let deadline = shared.rt.now() + shared.config.handshake_timeout * 3 / 4;
+        Box::pin(async move {
+            let verdict = hook.await;
+            if let Decision::Admit(admitted) = &verdict.decision {
+                if headers_resume || admitted.resume_from.is_some() {
+                    let topics = admitted.topics.clone();
+                    read_back::await_read_back(shared, topics, deadline).await;
+                }
+            }
+            verdict
+        })
     }
 
     /// Polls the request hook's future; applies its verdict once ready. Returns whether
@@ -257,6 +368,14 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
     /// verdict for a session that ended meanwhile does nothing.
     fn apply_verdict(&mut self, verdict: Verdict) {
         let now = self.shared.rt.now();
+        // History topics resume under the history lock, taken before the shard's.
+        let mut history = match &verdict.decision {
+            Decision::Admit(admitted) if self.shared.history.keeps_any(admitted.topics.iter()) => {
+                Some(self.shared.history.lock())
+            }
+            _ => None,
+        };
+        let kept = |topic: &str| self.shared.history.keeps(topic);
         let subscribed = self.with_hub(|hub, id| match verdict.decision {
             Decision::Admit(admitted) => {
                 let Admitted {
@@ -264,16 +383,29 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
                     state,
                     topics,
                     admission,
+                    resume_from,
                 } = *admitted;
                 if let Some(slot) = hub.user_mut(id) {
                     slot.keys = keys;
                     slot.state.extend(state);
                 }
-                let subscribed: Vec<String> = topics
+                let (resumed, live): (Vec<String>, Vec<String>) =
+                    topics.into_iter().partition(|topic| kept(topic));
+                let mut subscribed: Vec<String> = live
                     .into_iter()
                     .filter(|topic| hub.subscribe(id, topic))
                     .collect();
                 let _ = hub.admit(id, now, admission);
+                // After the admission, so that a gap is reported after `Connect`; the
+                // replay goes out behind the 101 all the same.
+                if let Some(store) = history.as_deref_mut() {
+                    for topic in resumed {
+                        let from = resume_from.as_deref();
+                        if history::resume_in(store, hub, id, now, &topic, from).subscribed {
+                            subscribed.push(topic);
+                        }
+                    }
+                }
                 subscribed
             }
             Decision::Refuse(refusal) => {
@@ -281,6 +413,7 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
                 Vec::new()
             }
         });
+        drop(history);
         if let Some(backplane) = self.shared.backplane.get() {
             for topic in &subscribed {
                 backplane.note_subscribed(topic);
@@ -288,23 +421,45 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         }
     }
 
-    /// Runs the handlers for the events taken, in order.
+    /// Runs the handlers for the events taken, in order, until one must wait for the
+    /// async handlers in flight. Returns whether it handled any.
     fn dispatch(&mut self) -> bool {
         if self.events.is_empty() {
             return false;
         }
         let handlers = self.shared.handlers();
+        // Without async handlers (registered or still in flight), none of their steps.
+        let gated = handlers.has_async() || self.in_flight.len() > 0;
+        let mut handled = false;
         while let Some(event) = self.events.pop_front() {
+            if let (true, Some(session)) = (gated, &self.session) {
+                if self
+                    .in_flight
+                    .must_wait(&handlers, session, &mut self.observer, &event)
+                {
+                    self.events.push_front(event);
+                    break;
+                }
+            }
+            handled = true;
             if matches!(event, Event::Disconnect { .. }) {
                 self.disconnected = true;
             }
+            self.observe(&event);
             let Some(session) = self.session.clone() else {
                 // Before `Connect` (a refused handshake): nobody to tell.
                 continue;
             };
-            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| run(&handlers, &session, &event)))
-            {
+            let _scope = self.observer.scope();
+            let in_flight = &mut self.in_flight;
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| {
+                run(&handlers, &session, &event);
+                if gated {
+                    in_flight.offer(&handlers, &session, &event);
+                }
+            })) {
                 let message = panic_message(&panic);
+                self.observer.handler_panicked(&message);
                 if let Some(on_error) = &handlers.error {
                     let err = Error::HandlerPanicked(message);
                     let _ = catch_unwind(AssertUnwindSafe(|| on_error(&session, &err)));
@@ -312,7 +467,39 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
                 session.close_with(CloseCode::Error, "internal error");
             }
         }
-        true
+        handled
+    }
+
+    /// Polls the async message handlers whose futures were woken. Returns whether one
+    /// finished.
+    fn poll_in_flight(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.in_flight.len() == 0 {
+            return false;
+        }
+        let handlers = self.shared.handlers();
+        let session = self.session.as_ref();
+        self.in_flight
+            .poll(cx, &handlers, session, &mut self.observer)
+    }
+
+    /// Tells `tracing` and `metrics` about an event (nothing without those features).
+    fn observe(&mut self, event: &Event) {
+        let info = self.session.as_ref().map(|s| &s.info);
+        #[cfg(any(feature = "tracing", feature = "metrics"))]
+        let (peer, path) = match info {
+            Some(info) => (info.remote_addr, Some(info.request.request().uri().path())),
+            None => (self.refused_facts.0, self.refused_facts.1.as_deref()),
+        };
+        #[cfg(not(any(feature = "tracing", feature = "metrics")))]
+        let (peer, path) = (None, None);
+        let facts = Facts {
+            key: info.map(|i| &i.key),
+            peer,
+            path,
+            kind: info.map_or(melody_core::SessionKind::WebSocket, |i| i.kind),
+            policy: self.shared.config.drop_policy,
+        };
+        self.observer.event(event, &facts);
     }
 
     /// Writes as much of the batch as the transport takes in one vectored write; the
@@ -326,6 +513,7 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         match self.transport.poll_write_vectored(cx, &slices[..count]) {
             Poll::Ready(Ok(0)) | Poll::Pending => false,
             Poll::Ready(Ok(n)) => {
+                observe::bytes_out(n);
                 self.unreported = n;
                 true
             }
@@ -362,6 +550,8 @@ fn hub_info(hub: &mut Hub<Slot>, id: SessionId, shard: u32) -> Option<Arc<Info>>
     let view = hub.session(id)?;
     let (remote_addr, local_addr) = (view.remote_addr(), view.local_addr());
     let protocol = view.protocol().map(str::to_owned);
+    let kind = view.kind();
+    let (compression, deflate) = (view.compression(), view.deflate());
     let request = hub
         .take_request(id)
         .unwrap_or_else(|| RequestHead::parsed(Request::default()));
@@ -371,6 +561,9 @@ fn hub_info(hub: &mut Hub<Slot>, id: SessionId, shard: u32) -> Option<Arc<Info>>
         remote_addr,
         local_addr,
         protocol,
+        compression,
+        deflate,
+        kind,
         last_stats: OnceLock::new(),
     });
     if let Some(slot) = hub.user_mut(id) {
@@ -389,6 +582,7 @@ fn request_info_of(hub: &Hub<Slot>, id: SessionId) -> Option<RequestInfo> {
         headers: request.headers().clone(),
         remote_addr: view.remote_addr(),
         local_addr: view.local_addr(),
+        kind: view.kind(),
     })
 }
 
@@ -446,18 +640,13 @@ fn run<R: Runtime>(h: &Handlers<R>, s: &Session<R>, event: &Event) {
                 f(s)
             }
         }
+        Event::HistoryGap { topic, reason } => {
+            if let Some(f) = &h.history_gap {
+                f(s, topic, *reason)
+            }
+        }
         // A kind of event this driver does not know yet has no handler to run.
         _ => {}
-    }
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_owned()
     }
 }
 
@@ -466,6 +655,9 @@ impl<R: Runtime, T: Transport> Future for Connection<R, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        if this.drain.is_some() {
+            return this.poll_drain(cx);
+        }
         if this.done {
             return Poll::Ready(());
         }
@@ -476,15 +668,20 @@ impl<R: Runtime, T: Transport> Future for Connection<R, T> {
             progress |= this.poll_verdict(cx);
             // Parks the task when it finds nothing: nothing below touches the hub
             // then, so no wakeup can be lost between the look and the park.
-            progress |= this.exchange(cx);
+            // A finished session is news to every exchange; while its `Disconnect`
+            // waits for async handlers, only they make progress.
+            progress |= this.exchange(cx) && !(this.finished && this.in_flight.len() > 0);
             progress |= this.dispatch();
+            progress |= this.poll_in_flight(cx);
             progress |= this.write(cx);
             if this.finished && this.disconnected && this.events.is_empty() {
                 return match this.transport.poll_close(cx) {
                     Poll::Pending => Poll::Pending,
                     Poll::Ready(_) => {
+                        // The session is over for everyone else now; the transport
+                        // lingers only to drain.
                         this.release();
-                        Poll::Ready(())
+                        this.start_drain(cx)
                     }
                 };
             }

@@ -13,3 +13,14 @@ pub enum Error {
     #[error("a handler panicked: {0}")]
     HandlerPanicked(String),
 }
+
+/// The message of a handler's panic, for [`Error::HandlerPanicked`].
+pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}

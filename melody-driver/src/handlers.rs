@@ -2,9 +2,12 @@
 
 use std::sync::Arc;
 
+use melody_core::{Bytes, Event};
+
+use crate::async_handling::{AsyncHandling, Counters, Overflow};
 use crate::error::Error;
 use crate::request::RequestHook;
-use crate::runtime::Runtime;
+use crate::runtime::{BoxFuture, Runtime};
 use crate::session::Session;
 
 type Handler<R> = Option<Arc<dyn Fn(&Session<R>) + Send + Sync>>;
@@ -13,6 +16,11 @@ type BinaryHandler<R> = Option<Arc<dyn Fn(&Session<R>, &[u8]) + Send + Sync>>;
 type ErrorHandler<R> = Option<Arc<dyn Fn(&Session<R>, &Error) + Send + Sync>>;
 type CloseHandler<R> = Option<Arc<dyn Fn(&Session<R>, u16, &str) + Send + Sync>>;
 type CountHandler<R> = Option<Arc<dyn Fn(&Session<R>, u64) + Send + Sync>>;
+type AsyncTextHandler<R> = Option<Arc<dyn Fn(Session<R>, String) -> BoxFuture + Send + Sync>>;
+type AsyncBinaryHandler<R> = Option<Arc<dyn Fn(Session<R>, Bytes) -> BoxFuture + Send + Sync>>;
+type GapHandler<R> =
+    Option<Arc<dyn Fn(&Session<R>, &str, melody_core::history::GapReason) + Send + Sync>>;
+type OverflowHandler<R> = Option<Arc<dyn Fn(&Session<R>, Overflow) + Send + Sync>>;
 
 /// Every handler a `Melody` may call; unset ones cost nothing.
 pub(crate) struct Handlers<R: Runtime> {
@@ -28,6 +36,15 @@ pub(crate) struct Handlers<R: Runtime> {
     pub(crate) sent_binary: BinaryHandler<R>,
     /// The request hook: while set, every request waits for its verdict.
     pub(crate) request: Option<RequestHook>,
+    /// Async message handlers (see `in_flight.rs`), run after the sync ones.
+    pub(crate) message_async: AsyncTextHandler<R>,
+    pub(crate) message_binary_async: AsyncBinaryHandler<R>,
+    pub(crate) overflow: OverflowHandler<R>,
+    /// A resume from a history position found a gap (see `history.rs`).
+    pub(crate) history_gap: GapHandler<R>,
+    pub(crate) async_handling: AsyncHandling,
+    /// Shared by every version of the handlers, so updates keep the counts.
+    pub(crate) async_counters: Arc<Counters>,
 }
 
 impl<R: Runtime> Default for Handlers<R> {
@@ -44,6 +61,12 @@ impl<R: Runtime> Default for Handlers<R> {
             sent: None,
             sent_binary: None,
             request: None,
+            message_async: None,
+            message_binary_async: None,
+            overflow: None,
+            history_gap: None,
+            async_handling: AsyncHandling::default(),
+            async_counters: Arc::default(),
         }
     }
 }
@@ -62,6 +85,12 @@ impl<R: Runtime> Clone for Handlers<R> {
             sent: self.sent.clone(),
             sent_binary: self.sent_binary.clone(),
             request: self.request.clone(),
+            message_async: self.message_async.clone(),
+            message_binary_async: self.message_binary_async.clone(),
+            overflow: self.overflow.clone(),
+            history_gap: self.history_gap.clone(),
+            async_handling: self.async_handling,
+            async_counters: self.async_counters.clone(),
         }
     }
 }
@@ -73,5 +102,23 @@ impl<R: Runtime> Handlers<R> {
 
     pub(crate) fn wants_verdicts(&self) -> bool {
         self.request.is_some()
+    }
+
+    /// Whether an async message handler is registered.
+    pub(crate) fn has_async(&self) -> bool {
+        self.message_async.is_some() || self.message_binary_async.is_some()
+    }
+
+    /// Whether `event` is a message an async handler is registered for.
+    pub(crate) fn wants_async(&self, event: &Event) -> bool {
+        match event {
+            Event::Text(_) => self.message_async.is_some(),
+            Event::Binary(_) => self.message_binary_async.is_some(),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn async_counters(&self) -> &Arc<Counters> {
+        &self.async_counters
     }
 }

@@ -16,18 +16,27 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod aliases;
 pub mod api;
+mod async_handling;
 mod backplane;
 mod clock;
 mod connection;
+mod drain;
 mod error;
 mod fanout;
 mod filter;
 #[cfg(feature = "futures-io")]
 mod futures_io;
 mod handlers;
+mod history;
+mod history_api;
+mod in_flight;
+mod integration;
 mod link;
 mod melody;
+mod observe;
+mod read_back;
 mod request;
 mod runtime;
 mod serve;
@@ -38,13 +47,14 @@ mod slot;
 mod sync;
 mod wait;
 
+pub use async_handling::{AsyncHandling, AsyncStats, Overflow};
 pub use backplane::{Backplane, BackplaneLink};
 pub use connection::Connection;
 pub use error::Error;
 pub use filter::SessionRef;
 #[cfg(feature = "futures-io")]
 pub use futures_io::FuturesIoTransport;
-pub use link::{Audience, ForwardCounters, Outgoing, DEFAULT_BACKPLANE_QUEUE};
+pub use link::{Audience, Delivered, ForwardCounters, Outgoing, DEFAULT_BACKPLANE_QUEUE};
 pub use melody::{Melody, ShutdownReport};
 pub use request::{RequestInfo, Verdict};
 pub use runtime::{BoxFuture, Runtime, Transport};

@@ -43,6 +43,11 @@ pub trait Transport: Send + Unpin + 'static {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>>;
-    /// Flushes and shuts down the write side.
+    /// Flushes and shuts down the write side only (for a TCP socket,
+    /// `shutdown(Write)`): the peer reads our last bytes and then its end of stream.
+    /// Reading must keep working afterwards: the driver drains what the peer still
+    /// sends, within `Config::close_drain_timeout` and `Config::close_drain_bytes`,
+    /// before it drops the transport, so that the peer is not answered with a reset
+    /// that could destroy the close frame it has yet to read.
     fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 }

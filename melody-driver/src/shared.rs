@@ -4,10 +4,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Instant;
 
+use melody_core::history::HistoryRules;
 use melody_core::{Config, ConfigError, Hub};
 
 use crate::clock::{ClockSignal, Timed};
 use crate::handlers::Handlers;
+use crate::history::SharedHistory;
 use crate::link::Attached;
 use crate::runtime::Runtime;
 use crate::shard::Shard;
@@ -28,6 +30,8 @@ pub(crate) struct Shared<R: Runtime> {
     pub(crate) hook_panics: AtomicU64,
     /// Set once by `attach_backplane`: broadcasts and publishes are also forwarded there.
     pub(crate) backplane: OnceLock<Attached>,
+    /// Topic histories, one store for every shard (see `history.rs`).
+    pub(crate) history: SharedHistory,
 }
 
 impl<R: Runtime> Shared<R> {
@@ -35,10 +39,16 @@ impl<R: Runtime> Shared<R> {
         config.validate()?;
         let now = rt.now();
         let open = Arc::new(AtomicUsize::new(0));
+        // The shards keep no history of their own: positions come from the one store
+        // they share, so that a topic has one sequence across shards.
+        let shard_config = config.clone().history(HistoryRules::new());
+        // One memory budget for the instance, whichever shard holds the bytes.
+        let memory_held = Arc::new(AtomicUsize::new(0));
         let shards = (0..shards.max(1))
             .map(|_| {
-                let mut hub: Hub<Slot> = Hub::new(config.clone(), now)?;
+                let mut hub: Hub<Slot> = Hub::new(shard_config.clone(), now)?;
                 hub.share_session_count(open.clone());
+                hub.share_memory_budget(memory_held.clone());
                 // `Sent` events only while a handler wants them (see `update_handlers`).
                 hub.set_sent_events(false);
                 Ok(Shard::new(hub))
@@ -46,6 +56,7 @@ impl<R: Runtime> Shared<R> {
             .collect::<Result<Vec<_>, ConfigError>>()?
             .into_boxed_slice();
         Ok(Shared {
+            history: SharedHistory::new(config.history.clone()),
             clock: ClockSignal::new(now),
             rt,
             config,
@@ -113,6 +124,7 @@ impl<R: Runtime> Timed for Shared<R> {
         for shard in self.shards.iter() {
             shard.with(&self.clock, |hub| hub.handle_timeout(now));
         }
+        self.history.evict_expired(now);
     }
 
     fn wound_down(&self) -> bool {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use melody_core::http::Extensions;
-use melody_core::{Keys, RequestHead, SessionId, SessionStats};
+use melody_core::{Keys, RequestHead, SessionId, SessionKind, SessionStats};
 
 use crate::sync::WakerSlot;
 
@@ -42,6 +42,9 @@ pub(crate) struct Info {
     pub(crate) remote_addr: Option<SocketAddr>,
     pub(crate) local_addr: Option<SocketAddr>,
     pub(crate) protocol: Option<String>,
+    pub(crate) compression: melody_core::Compression,
+    pub(crate) deflate: Option<melody_core::DeflateParams>,
+    pub(crate) kind: SessionKind,
     /// The counters at the end, kept once the hub has released the session.
     pub(crate) last_stats: OnceLock<SessionStats>,
 }

@@ -20,12 +20,13 @@ use melody_tokio::{Config, Melody};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    examples_support::init_tracing();
     let addr = addr("127.0.0.1:5000");
     let redis = flag("--redis")
         .or_else(|| std::env::var("MELODY_REDIS_URL").ok())
         .unwrap_or_else(|| "redis://127.0.0.1:6379/".to_owned());
 
-    let melody = Melody::with_config(with_page(Config::default(), CHAT_PAGE))?;
+    let melody = Melody::with_config(with_page(Config::default(), &["/"], CHAT_PAGE))?;
     // Its broadcast reaches the sessions here and, through Redis, on every other node.
     chat(&melody);
 

@@ -83,6 +83,12 @@ impl<R: Runtime> Backplane<R> for RedisBackplane {
         self.node.config.queue_capacity
     }
 
+    /// History topics keep their history in Redis streams, unless
+    /// [`RedisBackplaneConfig::shared_history`] turned it off.
+    fn keeps_history(&self) -> bool {
+        self.node.config.shared_history
+    }
+
     /// Spawns the subscriber task and runs the publisher: one Redis connection each.
     fn run(self, link: BackplaneLink<R>) -> BoxFuture {
         let _ = self.node.counters.forward.set(link.counters());

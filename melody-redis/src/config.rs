@@ -39,6 +39,7 @@ pub struct RedisBackplaneConfig {
     pub(crate) connect_timeout: Duration,
     pub(crate) response_timeout: Duration,
     pub(crate) maintenance_interval: Duration,
+    pub(crate) shared_history: bool,
 }
 
 impl RedisBackplaneConfig {
@@ -56,6 +57,7 @@ impl RedisBackplaneConfig {
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(1),
             maintenance_interval: Duration::from_secs(5),
+            shared_history: true,
         }
     }
 
@@ -122,6 +124,22 @@ impl RedisBackplaneConfig {
     /// listens to any more (default 5 s).
     pub fn maintenance_interval(mut self, interval: Duration) -> Self {
         self.maintenance_interval = interval;
+        self
+    }
+
+    /// Whether the topics the melody config keeps history for keep it in Redis
+    /// streams, with positions shared by every node (default `true`; see the crate
+    /// docs, "History across nodes"). `false` leaves each node its own history and
+    /// positions, as without a backplane.
+    ///
+    /// ```
+    /// use melody_redis::RedisBackplaneConfig;
+    ///
+    /// let per_node = RedisBackplaneConfig::new("redis://127.0.0.1:6379/").shared_history(false);
+    /// # let _ = per_node;
+    /// ```
+    pub fn shared_history(mut self, shared: bool) -> Self {
+        self.shared_history = shared;
         self
     }
 

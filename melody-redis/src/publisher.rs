@@ -5,13 +5,15 @@ use std::future::poll_fn;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
 
-use melody_driver::{BackplaneLink, Outgoing, Runtime};
-use redis::RedisError;
+use melody_driver::{Audience, BackplaneLink, Outgoing, Runtime};
+use redis::{RedisError, Value};
 
 use crate::backoff::Backoff;
 use crate::connect::{self, Connection};
-use crate::envelope;
+use crate::envelope::{self, NodeId};
+use crate::history;
 use crate::node::Node;
+use crate::observe::{self, Role};
 use crate::stats::add;
 use crate::wait;
 
@@ -24,9 +26,9 @@ pub(crate) async fn run<R: Runtime>(node: std::sync::Arc<Node>, link: BackplaneL
             Ok(connection) => connection,
             Err(_) => {
                 add(&node.counters.connect_failures, 1);
-                if !wait::pause_discarding(&link, backoff.next_pause(), &node.counters, &mut batch)
-                    .await
-                {
+                let pause = backoff.next_pause();
+                observe::connect_failed(Role::Publisher, node.id, pause);
+                if !wait::pause_discarding(&link, pause, &node, &mut batch).await {
                     return;
                 }
                 continue;
@@ -36,11 +38,13 @@ pub(crate) async fn run<R: Runtime>(node: std::sync::Arc<Node>, link: BackplaneL
         add(&node.counters.connects, 1);
         node.counters.set_sharded(connection.sharded);
         node.counters.publisher_up.store(true, Ordering::Release);
+        observe::connected(Role::Publisher, node.id, connection.sharded);
         let open = serve(&node, &link, connection, &mut batch).await;
         node.counters.publisher_up.store(false, Ordering::Release);
         if !open {
             return;
         }
+        observe::disconnected(Role::Publisher, node.id);
     }
 }
 
@@ -63,6 +67,19 @@ async fn serve<R: Runtime>(
     } else {
         "PUBLISH"
     };
+    // Loaded on every connection: a Redis that restarted forgot it. A server that
+    // refuses it (scripting denied, say) leaves an empty hash: every history publish
+    // is then refused, counted and delivered here only, and the rest goes on.
+    let script_hash = match redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(history::APPEND_SCRIPT)
+        .query_async::<String>(&mut connection.conn)
+        .await
+    {
+        Ok(hash) => hash,
+        Err(e) if needs_new_connection(&e) => return true,
+        Err(_) => String::new(),
+    };
     let mut channel = Vec::new();
     let mut envelope = Vec::new();
     loop {
@@ -80,25 +97,68 @@ async fn serve<R: Runtime>(
             Event::Batch => {}
         }
         let mut pipe = redis::pipe();
+        // Per-command results: one refused append is told apart from the others.
+        pipe.ignore_errors();
+        // A fresh epoch for any topic whose log this batch creates.
+        let fresh_epoch = format!("{:x}", NodeId::random().0);
         for outgoing in batch.iter() {
             node.channels.of(&outgoing.audience, &mut channel);
             envelope::encode(node.id, &outgoing.message, &mut envelope);
-            pipe.cmd(command)
-                .arg(&channel[..])
-                .arg(&envelope[..])
-                .ignore();
+            match (&outgoing.audience, outgoing.kept) {
+                (Audience::Topic(topic), true) => {
+                    let (meta, stream) = history::keys(&node.config.channel_prefix, topic);
+                    let (max_len, max_age) = history::trim_bounds(link.history_limits(topic));
+                    pipe.cmd("EVALSHA")
+                        .arg(&script_hash)
+                        .arg(2)
+                        .arg(meta)
+                        .arg(stream)
+                        .arg(&channel[..])
+                        .arg(&fresh_epoch)
+                        .arg(&envelope[..])
+                        .arg(max_len)
+                        .arg(max_age.to_string())
+                        .arg(command);
+                }
+                _ => {
+                    pipe.cmd(command).arg(&channel[..]).arg(&envelope[..]);
+                }
+            }
         }
-        let sent = batch.len();
-        batch.clear();
-        match pipe.exec_async(&mut connection.conn).await {
-            Ok(()) => add(&node.counters.published, sent),
+        let result = pipe.query_async::<Vec<Value>>(&mut connection.conn).await;
+        match result {
+            Ok(replies) => {
+                for (i, outgoing) in batch.drain(..).enumerate() {
+                    let refused = matches!(replies.get(i), None | Some(Value::ServerError(_)));
+                    if refused {
+                        failed(node, link, &outgoing);
+                    } else {
+                        add(&node.counters.published, 1);
+                        if outgoing.kept {
+                            add(&node.counters.history_appended, 1);
+                        }
+                    }
+                }
+            }
             Err(e) => {
-                add(&node.counters.failed, sent);
+                for outgoing in batch.drain(..) {
+                    failed(node, link, &outgoing);
+                }
                 if needs_new_connection(&e) {
                     return true;
                 }
             }
         }
+    }
+}
+
+/// Counts a message Redis did not take; a history topic's is delivered here, without
+/// a position, since its node would otherwise never see it.
+pub(crate) fn failed<R: Runtime>(node: &Node, link: &BackplaneLink<R>, outgoing: &Outgoing) {
+    add(&node.counters.failed, 1);
+    if let (Audience::Topic(topic), true) = (&outgoing.audience, outgoing.kept) {
+        add(&node.counters.history_local_only, 1);
+        let _ = link.deliver_unkept(topic, &outgoing.message);
     }
 }
 

@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
 
-use melody_core::Prepared;
-use melody_driver::{BackplaneLink, Runtime};
+use melody_core::history::Position;
+use melody_driver::{BackplaneLink, Delivered, Runtime};
 use redis::aio::MultiplexedConnection;
 use redis::{PushInfo, PushKind, RedisResult, Value};
 
@@ -18,7 +18,9 @@ use crate::backoff::Backoff;
 use crate::channels::Destination;
 use crate::connect;
 use crate::envelope;
+use crate::history;
 use crate::node::Node;
+use crate::observe::{self, Role};
 use crate::publisher::needs_new_connection;
 use crate::stats::add;
 use crate::wait;
@@ -39,7 +41,10 @@ pub(crate) async fn run<R: Runtime>(node: Arc<Node>, link: BackplaneLink<R>) {
             Ok(connection) => connection,
             Err(_) => {
                 add(&node.counters.connect_failures, 1);
-                if !wait::pause(&link, backoff.next_pause()).await {
+                fail_pending_read_backs(&link);
+                let pause = backoff.next_pause();
+                observe::connect_failed(Role::Subscriber, node.id, pause);
+                if !wait::pause(&link, pause).await {
                     return;
                 }
                 continue;
@@ -52,12 +57,18 @@ pub(crate) async fn run<R: Runtime>(node: Arc<Node>, link: BackplaneLink<R>) {
             conn: &mut connection.conn,
             sharded: connection.sharded,
             topics: HashSet::new(),
+            read: HashSet::new(),
         };
         let started = session.start(&link).await.is_ok();
         let open = if started {
             backoff.reset();
             node.counters.subscriber_up.store(true, Ordering::Release);
-            session.serve(&link, &connection.watch).await
+            observe::connected(Role::Subscriber, node.id, connection.sharded);
+            let open = session.serve(&link, &connection.watch).await;
+            if open {
+                observe::disconnected(Role::Subscriber, node.id);
+            }
+            open
         } else {
             true
         };
@@ -74,12 +85,24 @@ pub(crate) async fn run<R: Runtime>(node: Arc<Node>, link: BackplaneLink<R>) {
     }
 }
 
+/// Redis cannot be reached: resumes waiting for a history topic's read-back go on
+/// with what this node's copy holds instead of waiting for their deadline.
+fn fail_pending_read_backs<R: Runtime>(link: &BackplaneLink<R>) {
+    for topic in link.known_topics() {
+        if link.history_limits(&topic).is_some() {
+            link.history_read_back_failed(&topic);
+        }
+    }
+}
+
 /// One subscribed connection and the topics Redis confirmed on it.
 struct Listening<'a> {
     node: &'a Node,
     conn: &'a mut MultiplexedConnection,
     sharded: bool,
     topics: HashSet<Arc<str>>,
+    /// History topics whose streams were read back on this connection.
+    read: HashSet<Arc<str>>,
 }
 
 enum Event {
@@ -97,7 +120,7 @@ impl Listening<'_> {
             .arg(self.node.channels.all())
             .exec_async(self.conn)
             .await?;
-        self.subscribe(link.known_topics()).await
+        self.subscribe(link, link.known_topics()).await
     }
 
     /// Waits for new topics, the maintenance tick, the connection's end or the
@@ -127,7 +150,7 @@ impl Listening<'_> {
             let result = match event {
                 Event::Down => return true,
                 Event::Closed => return false,
-                Event::Topics => self.subscribe(std::mem::take(&mut fresh)).await,
+                Event::Topics => self.subscribe(link, std::mem::take(&mut fresh)).await,
                 Event::Maintenance => {
                     tick = rt.sleep_until(rt.now() + interval);
                     self.maintain(link).await
@@ -141,15 +164,45 @@ impl Listening<'_> {
         }
     }
 
-    /// Subscribes to the channels of `topics` not yet subscribed, in pipelines.
-    async fn subscribe(&mut self, topics: Vec<Arc<str>>) -> RedisResult<()> {
-        let new: Vec<Arc<str>> = topics
+    /// Subscribes to the channels of `topics` not yet subscribed, in pipelines, then
+    /// reads back the streams of the history topics among them not read yet on this
+    /// connection (a topic is reported again when a resume waits for it).
+    async fn subscribe<R: Runtime>(
+        &mut self,
+        link: &BackplaneLink<R>,
+        topics: Vec<Arc<str>>,
+    ) -> RedisResult<()> {
+        let unread: Vec<Arc<str>> = topics
             .into_iter()
-            .filter(|t| !self.topics.contains(t))
+            .filter(|t| !self.read.contains(t))
             .collect();
+        let new: Vec<Arc<str>> = unread
+            .iter()
+            .filter(|t| !self.topics.contains(*t))
+            .cloned()
+            .collect();
+        let result = self.listen(&new).await;
+        let result = match result {
+            Ok(()) => self.read_back(link, &unread).await,
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            // Resumes waiting for these read-backs go on with what the copy holds;
+            // the topic's next report (or the next connection) reads back again.
+            for topic in &unread {
+                if !self.read.contains(topic) {
+                    link.history_read_back_failed(topic);
+                }
+            }
+        }
+        result
+    }
+
+    /// Subscribes to the channels of `topics`, in pipelines.
+    async fn listen(&mut self, topics: &[Arc<str>]) -> RedisResult<()> {
         let command = self.command(true);
         let mut channel = Vec::new();
-        for chunk in new.chunks(SUBSCRIBE_CHUNK) {
+        for chunk in topics.chunks(SUBSCRIBE_CHUNK) {
             let mut pipe = redis::pipe();
             for topic in chunk {
                 self.node.channels.topic(topic, &mut channel);
@@ -161,6 +214,55 @@ impl Listening<'_> {
                 self.topics.insert(topic.clone());
                 listening.insert(topic.clone());
             }
+        }
+        Ok(())
+    }
+
+    /// Puts what the stream of each history topic in `topics` retains into this
+    /// node's copy: read after the channel's subscription was confirmed, so what is
+    /// appended later arrives on the channel; what this node missed before (it did
+    /// not listen yet, or lost its connection) comes from the stream. Each topic read
+    /// is reported (`history_read_back`): resumes waiting for it go on.
+    async fn read_back<R: Runtime>(
+        &mut self,
+        link: &BackplaneLink<R>,
+        topics: &[Arc<str>],
+    ) -> RedisResult<()> {
+        if !self.node.config.shared_history {
+            return Ok(());
+        }
+        for topic in topics {
+            let Some(limits) = link.history_limits(topic) else {
+                continue;
+            };
+            let count = limits
+                .max_messages
+                .unwrap_or(history::READ_BACK_MAX)
+                .min(history::READ_BACK_MAX);
+            let (meta, stream) = history::keys(&self.node.config.channel_prefix, topic);
+            // One transaction: the epoch and the entries belong together.
+            let (epoch, newest_first): (Option<String>, Value) = redis::pipe()
+                .atomic()
+                .cmd("HGET")
+                .arg(&meta)
+                .arg("epoch")
+                .cmd("XREVRANGE")
+                .arg(&stream)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(count)
+                .query_async(self.conn)
+                .await?;
+            if let Some(epoch) = epoch {
+                let (mut entries, unreadable) = history::read_entries(&epoch, &newest_first);
+                add(&self.node.counters.malformed, unreadable);
+                entries.reverse();
+                let _ = link.backfill(topic, entries);
+            }
+            // Read (or nothing published yet): resumes here can replay what Redis holds.
+            self.read.insert(topic.clone());
+            link.history_read_back(topic);
         }
         Ok(())
     }
@@ -189,6 +291,7 @@ impl Listening<'_> {
                 let mut listening = self.node.counters.listening();
                 for topic in chunk {
                     self.topics.remove(topic);
+                    self.read.remove(topic);
                     listening.remove(topic);
                 }
             }
@@ -230,6 +333,10 @@ impl<R: Runtime> Inbound<R> {
             add(&counters.malformed, 1);
             return;
         };
+        if let Some(positioned) = history::split_positioned(bytes) {
+            self.handle_positioned(destination, positioned);
+            return;
+        }
         let Ok(envelope) = envelope::decode(bytes) else {
             add(&counters.malformed, 1);
             return;
@@ -238,7 +345,7 @@ impl<R: Runtime> Inbound<R> {
             add(&counters.echoes, 1);
             return;
         }
-        let Some(message) = Prepared::new(envelope.kind, envelope.payload) else {
+        let Some(message) = envelope.publication() else {
             add(&counters.malformed, 1);
             return;
         };
@@ -248,6 +355,32 @@ impl<R: Runtime> Inbound<R> {
         };
         if delivered.is_some() {
             add(&counters.received, 1);
+        }
+    }
+
+    /// A message of a history topic, at its position in the topic's stream: delivered
+    /// on every node, this one included (its own publishes reach its sessions this
+    /// way, so that every node delivers in the stream's order).
+    fn handle_positioned(
+        &self,
+        destination: Destination<'_>,
+        positioned: Result<(Position, &[u8]), ()>,
+    ) {
+        let counters = &self.node.counters;
+        let message = positioned.ok().and_then(|(position, bytes)| {
+            let envelope = envelope::decode(bytes).ok()?;
+            Some((position, envelope.node, envelope.publication()?))
+        });
+        let (Destination::Topic(topic), Some((position, from, message))) = (destination, message)
+        else {
+            add(&counters.malformed, 1);
+            return;
+        };
+        match self.link.deliver_at(topic, position, &message) {
+            Some((Delivered::Duplicate, _)) => add(&counters.history_duplicates, 1),
+            Some(_) if from != self.node.id => add(&counters.received, 1),
+            Some(_) => add(&counters.echoes, 1),
+            None => {}
         }
     }
 }

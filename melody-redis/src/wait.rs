@@ -7,15 +7,16 @@ use std::time::Duration;
 
 use melody_driver::{BackplaneLink, Outgoing, Runtime};
 
-use crate::stats::{add, Counters};
+use crate::node::Node;
+use crate::publisher;
 
 /// Pauses for `pause` while no Redis connection is up: outgoing messages handed over
-/// meanwhile are taken and counted failed, so none is sent late. `false` when the
-/// instance closed.
+/// meanwhile are taken and counted failed, so none is sent late (a history topic's is
+/// delivered here without a position). `false` when the instance closed.
 pub(crate) async fn pause_discarding<R: Runtime>(
     link: &BackplaneLink<R>,
     pause: Duration,
-    counters: &Counters,
+    node: &Node,
     batch: &mut Vec<Outgoing>,
 ) -> bool {
     let rt = link.runtime();
@@ -26,8 +27,9 @@ pub(crate) async fn pause_discarding<R: Runtime>(
         }
         match link.poll_outgoing(cx, batch, usize::MAX) {
             Poll::Ready(true) => {
-                add(&counters.failed, batch.len());
-                batch.clear();
+                for outgoing in batch.drain(..) {
+                    publisher::failed(node, link, &outgoing);
+                }
                 // Look again on the next poll rather than loop here while others publish.
                 cx.waker().wake_by_ref();
                 Poll::Pending

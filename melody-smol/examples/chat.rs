@@ -1,9 +1,10 @@
 //! A chat room: every message goes to everyone (olahol/melody's chat example).
 //!
 //! `cargo run --release -p melody-smol --example chat`, then open the printed URL in
-//! two browser tabs. `--addr HOST:PORT` picks another address (default 127.0.0.1:5000).
+//! two browser tabs. `--addr HOST:PORT` picks another address (default 127.0.0.1:5000);
+//! `--compression off|shared|dedicated` turns on permessage-deflate (off by default).
 //!
-//! One port serves both: a plain GET gets the page (`Config::http_page`), the page's
+//! One port serves both: a plain GET of `/` gets the page (`Config::http_page`), the page's
 //! WebSocket upgrade becomes a session. The handlers and the page come from
 //! the workspace's `examples-support` crate, shared by every adapter's examples.
 
@@ -11,8 +12,11 @@ use melody_smol::{Config, Melody};
 use smol::net::TcpListener;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    examples_support::init_tracing();
+    let config = examples_support::compression(Config::default())?;
     let melody = Melody::with_config(examples_support::with_page(
-        Config::default(),
+        config,
+        &["/"],
         examples_support::CHAT_PAGE,
     ))?;
     examples_support::chat(&melody);

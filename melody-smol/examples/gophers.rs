@@ -4,7 +4,7 @@
 //! two browser windows and move the mouse in one: its cursor moves in the other.
 //! `--addr HOST:PORT` picks another address (default 127.0.0.1:5001).
 //!
-//! Any plain GET gets the page (`Config::http_page`); its socket is `/ws`. The
+//! A plain GET of `/` gets the page (`Config::http_page`); its socket is `/ws`. The
 //! handlers, their three-line protocol and the page come from the workspace's
 //! `examples-support` crate, shared by every adapter's examples.
 
@@ -12,7 +12,9 @@ use melody_smol::{Config, Melody};
 use smol::net::TcpListener;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let page = examples_support::with_page(Config::default(), examples_support::GOPHERS_PAGE);
+    examples_support::init_tracing();
+    let page =
+        examples_support::with_page(Config::default(), &["/"], examples_support::GOPHERS_PAGE);
     let melody = Melody::with_config(page)?;
     examples_support::gophers(&melody);
     smol::block_on(async {

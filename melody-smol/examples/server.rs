@@ -3,7 +3,7 @@
 //! `cargo run --release -p melody-smol --example server -- [FLAGS]`; `--help` lists
 //! them, the same as melody-tokio's `server`: `--addr`, `--shards`, `--threads`, and
 //! every `Config` setting by its name in `Config::SETTINGS`. It serves `/echo` (each
-//! message back to its sender), `/ws` (a chat room) and the chat page for plain GETs.
+//! message back to its sender), `/ws` (a chat room) and the chat page for a plain GET of `/`.
 //!
 //! `--threads N` runs one smol `Executor` on N threads (the main thread and N - 1
 //! more; one per core by default), handed to melody as `SmolRuntime::with_executor`.
@@ -25,6 +25,7 @@ use smol::Executor;
 const THREADS: &str = "threads running the executor (one per core)";
 
 fn main() -> ExitCode {
+    examples_support::init_tracing();
     let options = match examples_support::server_options(THREADS) {
         Ok(options) => options,
         Err(code) => return code,

@@ -34,7 +34,5 @@ pub use serve::{accept, serve};
 pub use melody_driver::api::*;
 pub use melody_driver::FuturesIoTransport;
 
-/// A melody instance on smol.
-pub type Melody = melody_driver::Melody<SmolRuntime>;
-/// A session handle on smol.
-pub type Session = melody_driver::Session<SmolRuntime>;
+// `Melody` and `Session`, with their method index in their documentation.
+melody_driver::adapter_aliases!(SmolRuntime, "smol");

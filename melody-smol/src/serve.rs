@@ -11,8 +11,8 @@ use crate::Melody;
 
 /// Accepts connections on `listener` and serves each as a WebSocket session until
 /// [`Melody::close`] or [`Melody::shutdown`] is called. Every connection must start
-/// with an HTTP upgrade request (or, with `Config::http_page`, a plain GET for the
-/// page).
+/// with an HTTP upgrade request (or, with `Config::http_page`, a plain GET of one of the
+/// page's paths).
 ///
 /// Errors from `accept` that concern one connection are skipped; running out of file
 /// descriptors pauses accepting briefly and goes on. Only a failed listener returns.

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    examples_support::init_tracing();
     let melody = Melody::new();
     let m = melody.clone();
     melody.on_connect(move |session| {
@@ -69,5 +70,5 @@ async fn upgrade(State(melody): State<Melody>, request: Request) -> Response {
         .to_owned();
     let mut keys = Keys::new();
     keys.set("name", name);
-    melody_tokio::axum::handle_request_with_keys(&melody, request, keys)
+    melody_tokio::axum::handle_request_with_keys(&melody, request, keys).await
 }

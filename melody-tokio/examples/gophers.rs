@@ -16,6 +16,7 @@ use melody_tokio::Melody;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    examples_support::init_tracing();
     let addr = examples_support::addr("127.0.0.1:5001");
     let melody = Melody::new();
     examples_support::gophers(&melody);
@@ -33,5 +34,5 @@ async fn main() -> std::io::Result<()> {
 }
 
 async fn upgrade(State(melody): State<Melody>, request: Request) -> Response {
-    melody_tokio::axum::handle_request(&melody, request)
+    melody_tokio::axum::handle_request(&melody, request).await
 }

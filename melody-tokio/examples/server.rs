@@ -6,7 +6,8 @@
 //!
 //! - `/echo`: each message, text or binary, goes back to its sender only;
 //! - `/ws`: each message goes to every session (a chat room, as in `chat`);
-//! - any plain GET: the chat page, talking to `/ws` (`Config::http_page`);
+//! - a plain GET of `/`: the chat page, talking to `/ws` (`Config::http_page`); a plain
+//!   GET of any other path gets 426 Upgrade Required;
 //! - with `--stats-addr HOST:PORT`, `GET /stats` there: the instance's counters as
 //!   JSON (sessions, connection tasks, timer entries, `HubStats`), for load generators.
 //!
@@ -27,6 +28,7 @@ const THREADS: &str = "runtime worker threads; 1 runs tokio's current-thread\n\
                        runtime, as a benchmark pinned to one core wants (one per core)";
 
 fn main() -> ExitCode {
+    examples_support::init_tracing();
     let options = match examples_support::server_options(THREADS) {
         Ok(options) => options,
         Err(code) => return code,

@@ -24,6 +24,7 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    examples_support::init_tracing();
     let addr = std::env::args()
         .skip_while(|a| a != "--addr")
         .nth(1)

@@ -17,6 +17,7 @@ use melody_tokio::Melody;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    examples_support::init_tracing();
     let addr = examples_support::addr("127.0.0.1:5003");
     let melody = Melody::new();
     examples_support::topics(&melody);
@@ -38,5 +39,5 @@ async fn main() -> std::io::Result<()> {
 }
 
 async fn upgrade(State(melody): State<Melody>, request: Request) -> Response {
-    melody_tokio::axum::handle_request(&melody, request)
+    melody_tokio::axum::handle_request(&melody, request).await
 }

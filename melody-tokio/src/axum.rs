@@ -1,6 +1,18 @@
-//! HTTP integration (feature `axum`): upgrade a request inside an axum or hyper 1
-//! handler and hand the connection to melody — olahol/melody's `HandleRequest` and
-//! `HandleRequestWithKeys`. A page and the WebSocket endpoint then share one port.
+//! HTTP integration (feature `axum`): serve melody's sessions from routes of an axum
+//! (hyper 1) router, so a page, an API and the sessions share one port: olahol/melody's
+//! `HandleRequest` and `HandleRequestWithKeys`, and event streams (Server-Sent Events).
+//!
+//! - [`handle_request`] upgrades a request to a WebSocket session; [`MelodyUpgrade`]
+//!   is the same as an extractor.
+//! - [`handle_event_stream`] answers a request with an event stream.
+//! - [`handle_session`] does either, by what the request asks for, and
+//!   [`session_route`] mounts it on a path.
+//!
+//! Each runs melody's own checks (handshake, origin, session cap), then the request
+//! hook ([`Melody::on_request`](melody_driver::Melody::on_request)) as `serve` does:
+//! its refusals are sent with their status, headers and reason, and an admitted
+//! session has its verdict's keys, state, topics and limits before its response is
+//! sent.
 //!
 //! ```no_run
 //! use axum::{extract::{Request, State}, routing::get, Router};
@@ -8,7 +20,7 @@
 //! use melody_tokio::Melody;
 //!
 //! async fn ws(State(melody): State<Melody>, request: Request) -> axum::response::Response {
-//!     melody_tokio::axum::handle_request(&melody, request)
+//!     melody_tokio::axum::handle_request(&melody, request).await
 //! }
 //!
 //! # async fn run() {
@@ -16,6 +28,7 @@
 //! let app = Router::new()
 //!     .route("/", get(|| async { "a page" }))
 //!     .route("/ws", get(ws))
+//!     .route("/feed", melody_tokio::axum::session_route(melody.clone()))
 //!     .with_state(melody);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await.unwrap();
 //! // With `ConnectionAddrs`, sessions know both addresses (see `handle_request`).
@@ -24,22 +37,32 @@
 //! # }
 //! ```
 
+mod event_stream;
+mod event_stream_pipe;
+mod extract;
+mod responses;
+mod route;
+mod upgrade;
+mod upgrade_transport;
+
+pub use event_stream::handle_event_stream;
+pub use extract::MelodyUpgrade;
+pub use route::{handle_session, session_route};
+pub use upgrade::{handle_request, handle_request_with_keys};
+
 use std::net::SocketAddr;
 
-use axum::body::Body;
 use axum::extract::connect_info::Connected;
 use axum::extract::ConnectInfo;
-use axum::http::{header, HeaderValue, Request, Response, StatusCode};
+use axum::http::request::Parts;
+use axum::http::Extensions;
 use axum::serve::IncomingStream;
-use hyper_util::rt::TokioIo;
-use melody_core::{ConnectionInfo, Keys};
+use melody_core::ConnectionInfo;
 use tokio::net::{TcpListener, TcpStream};
-
-use crate::{Melody, TokioTransport};
 
 /// Both addresses of a connection, as axum's connection info: serve the router with
 /// `into_make_service_with_connect_info::<ConnectionAddrs>()` and the sessions that
-/// [`handle_request`] upgrades know their [`local_addr`](crate::Session::local_addr)
+/// [`handle_request`] and its siblings serve know their [`local_addr`](crate::Session::local_addr)
 /// as well as their [`remote_addr`](crate::Session::remote_addr).
 ///
 /// axum's own connection info, `SocketAddr`, is the peer's address only, and a
@@ -77,64 +100,9 @@ impl Connected<IncomingStream<'_, TcpListener>> for ConnectionAddrs {
     }
 }
 
-/// Upgrades `request` to a WebSocket session served by `melody`, answering 101, or the
-/// HTTP error that explains the refusal (400, 403, 426, 503).
-///
-/// The session's addresses come from the connection info axum put in the request:
-/// both with [`ConnectionAddrs`]; with axum's `SocketAddr`, the peer's only
-/// ([`Session::local_addr`](crate::Session::local_addr) is `None`: see
-/// [`ConnectionAddrs`] for why); neither when the router is served without
-/// `into_make_service_with_connect_info`.
-pub fn handle_request(melody: &Melody, request: Request<Body>) -> Response<Body> {
-    handle_request_with_keys(melody, request, Keys::new())
-}
-
-/// Like [`handle_request`], with the session's first keys (e.g. the authenticated user),
-/// visible from `on_connect` on.
-pub fn handle_request_with_keys(
-    melody: &Melody,
-    mut request: Request<Body>,
-    keys: Keys,
-) -> Response<Body> {
-    let head = request_head(&request);
-    let accept = match melody.check_upgrade(&head) {
-        Ok(accept) => accept,
-        Err(rejection) => return refusal(rejection.status, rejection.reason),
-    };
-    let info = connection_info(&request);
-    let upgrade = hyper::upgrade::on(&mut request);
-    let mut response = Response::new(Body::empty());
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let headers = response.headers_mut();
-    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    if let Ok(v) = HeaderValue::from_str(&accept.accept_key) {
-        headers.insert(header::SEC_WEBSOCKET_ACCEPT, v);
-    }
-    if let Some(v) = accept
-        .protocol
-        .as_deref()
-        .and_then(|p| HeaderValue::from_str(p).ok())
-    {
-        headers.insert(header::SEC_WEBSOCKET_PROTOCOL, v);
-    }
-    let melody = melody.clone();
-    tokio::spawn(async move {
-        // The upgrade completes once the 101 is written; a failed one has no session.
-        if let Ok(upgraded) = upgrade.await {
-            let transport = TokioTransport(TokioIo::new(upgraded));
-            melody
-                .upgraded_connection(transport, head, accept, keys, info)
-                .await;
-        }
-    });
-    response
-}
-
 /// The connection's addresses, from the connection info in the request's extensions
 /// (see [`handle_request`]).
-fn connection_info(request: &Request<Body>) -> ConnectionInfo {
-    let extensions = request.extensions();
+fn connection_info(extensions: &Extensions) -> ConnectionInfo {
     if let Some(ConnectInfo(addrs)) = extensions.get::<ConnectInfo<ConnectionAddrs>>() {
         return ConnectionInfo {
             remote_addr: Some(addrs.remote_addr),
@@ -150,29 +118,13 @@ fn connection_info(request: &Request<Body>) -> ConnectionInfo {
 }
 
 /// The request without its body, as melody keeps it.
-fn request_head(request: &Request<Body>) -> melody_core::Request {
+fn request_head(parts: &Parts) -> melody_core::Request {
     let mut head = melody_core::Request::new(());
-    *head.method_mut() = request.method().clone();
-    *head.uri_mut() = request.uri().clone();
-    *head.version_mut() = request.version();
-    *head.headers_mut() = request.headers().clone();
+    *head.method_mut() = parts.method.clone();
+    *head.uri_mut() = parts.uri.clone();
+    *head.version_mut() = parts.version;
+    *head.headers_mut() = parts.headers.clone();
     head
-}
-
-fn refusal(status: StatusCode, reason: &str) -> Response<Body> {
-    let mut response = Response::new(Body::from(format!("{reason}\n")));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    if status == StatusCode::UPGRADE_REQUIRED {
-        response.headers_mut().insert(
-            header::SEC_WEBSOCKET_VERSION,
-            HeaderValue::from_static("13"),
-        );
-    }
-    response
 }
 
 #[cfg(test)]
@@ -181,12 +133,12 @@ mod tests {
 
     use super::*;
 
-    fn request_with(extension: Option<impl Clone + Send + Sync + 'static>) -> Request<Body> {
-        let mut request = Request::new(Body::empty());
+    fn extensions_with(extension: Option<impl Clone + Send + Sync + 'static>) -> Extensions {
+        let mut extensions = Extensions::new();
         if let Some(extension) = extension {
-            request.extensions_mut().insert(extension);
+            extensions.insert(extension);
         }
-        request
+        extensions
     }
 
     const PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)), 50123);
@@ -199,7 +151,7 @@ mod tests {
             local_addr: Some(OURS),
         };
         assert_eq!(
-            connection_info(&request_with(Some(ConnectInfo(addrs)))),
+            connection_info(&extensions_with(Some(ConnectInfo(addrs)))),
             ConnectionInfo {
                 remote_addr: Some(PEER),
                 local_addr: Some(OURS),
@@ -210,7 +162,7 @@ mod tests {
     #[test]
     fn axums_socket_addr_gives_the_peer_only() {
         assert_eq!(
-            connection_info(&request_with(Some(ConnectInfo(PEER)))),
+            connection_info(&extensions_with(Some(ConnectInfo(PEER)))),
             ConnectionInfo {
                 remote_addr: Some(PEER),
                 local_addr: None,
@@ -221,7 +173,7 @@ mod tests {
     #[test]
     fn no_connection_info_gives_no_address() {
         assert_eq!(
-            connection_info(&request_with(None::<()>)),
+            connection_info(&extensions_with(None::<()>)),
             ConnectionInfo::default()
         );
     }

@@ -36,7 +36,5 @@ pub use transport::TokioTransport;
 
 pub use melody_driver::api::*;
 
-/// A melody instance on tokio.
-pub type Melody = melody_driver::Melody<TokioRuntime>;
-/// A session handle on tokio.
-pub type Session = melody_driver::Session<TokioRuntime>;
+// `Melody` and `Session`, with their method index in their documentation.
+melody_driver::adapter_aliases!(TokioRuntime, "tokio");

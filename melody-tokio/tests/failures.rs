@@ -41,6 +41,11 @@ fn quiet_deliberate_panics() {
 const FLOOD: usize = 200;
 const FLOOD_SIZE: usize = 128 * 1024;
 
+/// A config whose outboxes take the whole flood (the default bound is 1 MiB).
+fn flood_config() -> Config {
+    Config::default().message_buffer_bytes(None)
+}
+
 /// On "flood", queues [`FLOOD`] big messages for the sender; echoes anything else.
 /// Logs "flooded" when done, and each session's key on disconnect.
 fn echo_or_flood(melody: &Melody, log: &Log) {
@@ -104,7 +109,7 @@ fn a_panicking_handler_closes_only_its_session_with_1011() {
 
 #[test]
 fn a_client_vanishing_mid_write_is_cleaned_up_once() {
-    let server = Server::start(Config::default());
+    let server = Server::start(flood_config());
     let m = &server.melody;
     let log = Log::default();
     echo_or_flood(m, &log);
@@ -235,7 +240,7 @@ fn a_broadcast_during_shutdown_counts_closed_recipients() {
 
 #[test]
 fn shutdown_cuts_off_a_client_that_does_not_read_and_reports_it() {
-    let server = Server::start(Config::default());
+    let server = Server::start(flood_config());
     let m = &server.melody;
     let log = Log::default();
     echo_or_flood(m, &log);

@@ -91,7 +91,10 @@ pub fn server_close_after_queued_data<B: Backend>() {
 pub fn shutdown_flushes_and_sends_1001<B: Backend>() {
     const MESSAGES: usize = 300;
     let rec = Recorder::new();
-    let cfg = config().message_buffer_size(MESSAGES + 16);
+    // 300 × 16 KiB per session: over the default 1 MiB byte bound.
+    let cfg = config()
+        .message_buffer_size(MESSAGES + 16)
+        .message_buffer_bytes(None);
     let server = Server::<B>::serve(cfg, |m| rec.lifecycle(m));
     let clients: Vec<Client> = (0..3)
         .map(|i| Client::connect(server.addr, &format!("/{i}")))

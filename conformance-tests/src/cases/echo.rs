@@ -10,6 +10,13 @@ use crate::harness::{config, echo, modes, Server};
 /// Sizes across the 7-bit, 16-bit and 64-bit length encodings, and 1 MiB.
 const SIZES: [usize; 8] = [0, 1, 125, 126, 127, 65535, 65536, 1 << 20];
 
+/// Messages up to 2 MiB, and an outbox that takes their echoes.
+fn big_echo_config() -> melody_core::Config {
+    config()
+        .max_message_size(2 << 20)
+        .message_buffer_bytes(Some(4 << 20))
+}
+
 fn text_of(n: usize) -> String {
     (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect()
 }
@@ -19,10 +26,11 @@ fn bytes_of(n: usize) -> Vec<u8> {
 }
 
 /// Text messages of 0, 1, 125, 126, 127, 65535, 65536 bytes and 1 MiB (with
-/// `max_message_size` raised to 2 MiB) come back intact. Both upgrade modes.
+/// `max_message_size` raised to 2 MiB, and the outbox's byte bound to 4 MiB: a 1 MiB
+/// message and its header exceed the default one) come back intact. Both upgrade modes.
 pub fn echo_text_sizes<B: Backend>() {
     for mode in modes() {
-        let server = Server::<B>::start(config().max_message_size(2 << 20), mode, echo);
+        let server = Server::<B>::start(big_echo_config(), mode, echo);
         let mut client = Client::connect(server.addr, "/");
         for n in SIZES {
             let text = text_of(n);
@@ -40,7 +48,7 @@ pub fn echo_text_sizes<B: Backend>() {
 /// Binary messages of the same sizes come back intact. Both upgrade modes.
 pub fn echo_binary_sizes<B: Backend>() {
     for mode in modes() {
-        let server = Server::<B>::start(config().max_message_size(2 << 20), mode, echo);
+        let server = Server::<B>::start(big_echo_config(), mode, echo);
         let mut client = Client::connect(server.addr, "/");
         for n in SIZES {
             let data = bytes_of(n);

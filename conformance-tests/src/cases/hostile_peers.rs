@@ -141,8 +141,9 @@ pub fn silent_crowd_evicted_by_keepalive<B: Backend>() {
 /// A text or a binary message sent as an endless stream of 512-byte fragments, with
 /// `max_message_size` 8 KiB: while the fragments add up to exactly the limit, the
 /// message is still accepted (a ping sent between them is answered, nothing else
-/// comes back); from the first fragment past it, the session is closed with 1009 and
-/// the connection ends, so the flooding client's writes fail within 3 s.
+/// comes back); from the first fragment past it, the session is closed with 1009 and,
+/// once the close drain has read its budget (`close_drain_bytes`, 1 MiB here) of what
+/// the client keeps sending, the connection ends, so its writes fail within 3 s.
 /// `on_error` gets `MessageTooBig` with the limit and a size of at most one fragment
 /// past it: the server held no more than that. No message is delivered, and a
 /// bystander is served throughout.
@@ -152,7 +153,8 @@ pub fn endless_fragments_closed_1009<B: Backend>() {
     let rec = Recorder::new();
     let cfg = config()
         .max_message_size(LIMIT)
-        .close_timeout(Duration::from_secs(1));
+        .close_timeout(Duration::from_secs(1))
+        .close_drain_bytes(1 << 20);
     let server = Server::<B>::serve(cfg, |m| {
         rec.lifecycle(m);
         echo(m);
@@ -248,7 +250,9 @@ pub fn ping_flood_pongs_coalesced<B: Backend>() {
     let cfg = config()
         .ping_period(Duration::from_secs(20))
         .pong_wait(Duration::from_secs(30))
-        .write_wait(Duration::from_secs(20));
+        .write_wait(Duration::from_secs(20))
+        // The 32 MiB blocker is over the default 1 MiB byte bound.
+        .message_buffer_bytes(None);
     let server = Server::<B>::serve(cfg, |m| {
         rec.lifecycle(m);
         let r = rec.clone();

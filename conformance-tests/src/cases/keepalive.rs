@@ -153,6 +153,8 @@ pub fn stalled_reader_cut_after_write_wait<B: Backend>() {
     let cfg = config()
         .write_wait(WRITE_WAIT)
         .message_buffer_size(4096)
+        // 16 MiB written: over the default 1 MiB byte bound.
+        .message_buffer_bytes(None)
         .close_timeout(Duration::from_millis(300));
     let server = Server::<B>::serve(cfg, |m| rec.lifecycle(m));
     let client = Client::connect(server.addr, "/");

@@ -19,13 +19,15 @@ pub use stats::serve_stats;
 ///
 /// - `/echo`: each message, text or binary, goes back to its sender only;
 /// - `/ws`: each message goes to every session (a chat room, as in `chat`);
-/// - any plain GET: the chat page, talking to `/ws` (`Config::http_page`);
-/// - with `--stats-addr`, `GET /stats` there: the counters ([`serve_stats`]).
+/// - a plain GET of `/`: the chat page, talking to `/ws` (`Config::http_page`); a plain
+///   GET of any other path gets 426 Upgrade Required;
+/// - with `--stats-addr`, `GET /stats` there: the counters ([`serve_stats`]);
+/// - with `--metrics-addr`, melody's metrics in Prometheus text format there.
 pub fn server<R: Runtime>(rt: R, options: &ServerOptions) -> Result<Melody<R>, Box<dyn Error>> {
     let shards = options.shards.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    let config = with_page(options.config.clone(), CHAT_PAGE);
+    let config = with_page(options.config.clone(), &["/"], CHAT_PAGE);
     let melody = Melody::with_shards(rt, config, shards)?;
 
     // `/echo` answers the sender; `/ws` is a room. The path is read per message: it is
@@ -46,6 +48,10 @@ pub fn server<R: Runtime>(rt: R, options: &ServerOptions) -> Result<Melody<R>, B
             m.broadcast_binary(data);
         }
     });
+    if let Some(addr) = &options.metrics_addr {
+        let at = crate::serve_metrics(addr)?;
+        println!("server: metrics on http://{at}/metrics");
+    }
     if let Some(addr) = &options.stats_addr {
         let at = serve_stats(&melody, addr)?;
         println!("server: stats on http://{at}/stats");

@@ -17,6 +17,11 @@ pub struct ServerOptions {
     ///
     /// [`serve_stats`]: crate::serve_stats
     pub stats_addr: Option<String>,
+    /// `--metrics-addr`: where to answer with melody's metrics in Prometheus text
+    /// format (see [`serve_metrics`]); `None`: nowhere.
+    ///
+    /// [`serve_metrics`]: crate::serve_metrics
+    pub metrics_addr: Option<String>,
     /// Every other flag, by its name in `Config::SETTINGS`.
     pub config: Config,
 }
@@ -56,6 +61,10 @@ fn usage(threads: &str) -> String {
         "--stats-addr HOST:PORT".into(),
         "answer GET /stats there with the counters as JSON (off)",
     );
+    line(
+        "--metrics-addr HOST:PORT".into(),
+        "serve melody's metrics there in Prometheus text format (off; needs the adapter's `metrics` feature)",
+    );
     line("--threads N".into(), threads);
     line("--help".into(), "this text");
     text
@@ -68,6 +77,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<ServerOptions>
         shards: None,
         threads: None,
         stats_addr: None,
+        metrics_addr: None,
         config: Config::default(),
     };
     while let Some(arg) = args.next() {
@@ -96,6 +106,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<ServerOptions>
             "threads" => options.threads = Some(number()?),
             "shards" => options.shards = Some(number()?),
             "stats-addr" => options.stats_addr = Some(value.clone()),
+            "metrics-addr" => options.metrics_addr = Some(value.clone()),
             _ => options.config.set(&name, &value).map_err(|e| match e {
                 ConfigError::UnknownSetting(_) => format!("unknown flag --{name}"),
                 other => other.to_string(),

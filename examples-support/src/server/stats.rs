@@ -59,7 +59,8 @@ fn stats_json<R: Runtime>(melody: &Melody<R>) -> String {
     let stats = melody.stats();
     format!(
         "{{\"sessions\":{},\"connection_tasks\":{},\"timer_entries\":{},\"opened\":{},\
-         \"connected\":{},\"rejected\":{},\"finished\":{},\"dropped\":{}}}",
+         \"connected\":{},\"rejected\":{},\"finished\":{},\"dropped\":{},\"over_budget\":{},\
+         \"memory_held\":{}}}",
         melody.len(),
         melody.connection_tasks(),
         melody.timer_entries(),
@@ -67,6 +68,8 @@ fn stats_json<R: Runtime>(melody: &Melody<R>) -> String {
         stats.connected,
         stats.rejected,
         stats.finished,
-        stats.dropped
+        stats.dropped,
+        stats.over_budget,
+        stats.memory_held
     )
 }

@@ -1,15 +1,16 @@
 //! The upgrade request parser, through the hub's input path: arbitrary bytes cut at
 //! arbitrary boundaries. Whatever arrives, the connection ends in exactly one of: an
-//! accepted session (101), an HTTP refusal whose status matches the error event, the
-//! configured page (200), or nothing written at all when the request never completed;
-//! and cutting the bytes differently changes nothing.
+//! accepted session (101), an accepted event stream (200 `text/event-stream`, a chunked
+//! body that ends with its last chunk once the server closes it), an HTTP refusal whose
+//! status matches the error event, the configured page (200), or nothing written at all
+//! when the request never completed; and cutting the bytes differently changes nothing.
 //!
 //! Input layout: `[size, flags, pattern × 4, stream…]`.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use melody_core::{Bytes, Config, Event, OriginPolicy, SessionError};
+use melody_core::{Config, Event, HttpPage, OriginPolicy, SessionError};
 use melody_fuzz::chunks::split;
 use melody_fuzz::stream::{run, Ending, Outcome};
 
@@ -36,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
         "the outcome depends on how the bytes were cut"
     );
 
-    check_outcome(&chunked, &config, stream);
+    check_outcome(&chunked, &config, stream, ending);
 });
 
 fn config(size: u8, flags: u8) -> Config {
@@ -52,7 +53,7 @@ fn config(size: u8, flags: u8) -> Config {
     };
     Config::default()
         .max_handshake_size(32 + usize::from(size) * 16)
-        .http_page((flags & 1 != 0).then(|| Bytes::from_static(b"<p>page</p>")))
+        .http_page((flags & 1 != 0).then(|| HttpPage::at("/", "<p>page</p>")))
         .origin_policy(origin)
         .subprotocols(subprotocols)
         .max_sessions((flags & 0x10 != 0).then_some(1))
@@ -60,14 +61,32 @@ fn config(size: u8, flags: u8) -> Config {
         .read_buffer_size(64)
 }
 
-fn check_outcome(outcome: &Outcome, config: &Config, stream: &[u8]) {
+fn check_outcome(outcome: &Outcome, config: &Config, stream: &[u8], ending: Ending) {
     let connected = outcome.events.first() == Some(&Event::Connect);
     let refusal = outcome.events.iter().find_map(|e| match e {
         Event::Error(SessionError::Handshake(r)) => Some(r),
         _ => None,
     });
     let written = &outcome.written;
-    if connected {
+    if connected && written.starts_with(b"HTTP/1.1 200 OK\r\n") {
+        // An event stream (its body was checked when the session was released).
+        assert!(refusal.is_none(), "accepted and refused");
+        assert!(
+            config.event_streams,
+            "an event stream with event streams off"
+        );
+        let head = String::from_utf8_lossy(written).to_ascii_lowercase();
+        assert!(
+            head.contains("\r\ncontent-type: text/event-stream\r\n"),
+            "a 200 after Connect that is no event stream: {head:?}"
+        );
+        // A client that closes its side ends the stream at once; a silent one sees the
+        // server close it, with the last chunk.
+        assert!(
+            ending == Ending::Eof || written.ends_with(b"\r\n0\r\n\r\n"),
+            "a closed event stream without its last chunk"
+        );
+    } else if connected {
         assert!(refusal.is_none(), "accepted and refused");
         assert!(
             written.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"),

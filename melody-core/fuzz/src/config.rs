@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use arbitrary::Arbitrary;
-use melody_core::{Bytes, Config, DropPolicy, OriginPolicy};
+use melody_core::{Config, DropPolicy, HttpPage, OriginPolicy};
 
 /// The subprotocols a hub speaks when [`FuzzConfig::subprotocols`] is on.
 pub const SUBPROTOCOLS: [&str; 2] = ["chat", "superchat"];
@@ -30,6 +30,10 @@ pub struct FuzzConfig {
     write_ticks: u8,
     handshake_ticks: u8,
     close_ticks: u8,
+    /// Event streams: off (1 in 8), and the `retry:` they open with (none, the
+    /// default, or a fuzzed one).
+    sse: u8,
+    retry_millis: u16,
 }
 
 /// The timer granularity every fuzzed hub uses.
@@ -71,13 +75,22 @@ impl FuzzConfig {
             .origin_policy(origin)
             .subprotocols(subprotocols)
             .sent_events(self.sent_events)
-            .http_page(self.http_page.then(|| Bytes::from_static(b"<h1>page</h1>")))
+            .http_page(self.http_page.then(|| HttpPage::at("/", "<h1>page</h1>")))
             .timer_granularity(GRANULARITY)
             .ping_period(ping)
             .pong_wait(pong)
             .write_wait(ticks(self.write_ticks, 1))
             .handshake_timeout(ticks(self.handshake_ticks, 1))
+            // Both bound how long the peer may take to finish what it started sending:
+            // one input byte drives both, so the input layout stays as it was.
+            .message_completion_timeout(ticks(self.handshake_ticks, 1))
             .close_timeout(ticks(self.close_ticks, 1))
+            .event_streams(self.sse % 8 != 0)
+            .event_stream_retry(match (self.sse / 8) % 3 {
+                0 => None,
+                1 => Some(Duration::from_secs(3)),
+                _ => Some(Duration::from_millis(u64::from(self.retry_millis))),
+            })
     }
 }
 
@@ -85,6 +98,7 @@ impl FuzzConfig {
 /// that could run one after the other, with a tick of rounding for each.
 pub fn longest_life(config: &Config) -> Duration {
     config.handshake_timeout
+        + config.message_completion_timeout
         + config.pong_wait
         + config.write_wait
         + config.close_timeout

@@ -3,7 +3,11 @@
 
 use std::time::Instant;
 
-use melody_core::{Batch, Config, Event, Hub, Keys, SessionError, SessionId, Transmit};
+use melody_core::{
+    Batch, Bytes, Config, Event, Hub, Keys, SessionError, SessionId, SessionKind, Transmit,
+};
+
+use crate::sse_wire::SseEvent;
 
 /// Unsent control frames an outbox may hold: the handshake answer or a ping (a ping is
 /// only queued when the control lane is empty) and one more for a frame tungstenite
@@ -42,6 +46,29 @@ pub struct Conn {
     pub offered: u64,
     /// An HTTP framework answered the upgrade (`Hub::open_upgraded`).
     pub upgraded: bool,
+    /// An HTTP framework answers the event stream (`Hub::open_event_stream`): the
+    /// session writes the bare stream, no HTTP head or chunks.
+    pub bare_stream: bool,
+    /// The session is an event stream (known from its `Request` or `Connect`).
+    pub stream: bool,
+    /// A request is held for a verdict (`Request` taken, no verdict or end yet).
+    pub held: bool,
+    /// Events offered to this event stream's outbox, in order: what it writes must be
+    /// these (some perhaps dropped), in this order.
+    pub published: Vec<SseEvent>,
+    /// The payloads of the `Sent` events taken, in order.
+    pub sent_payloads: Vec<Bytes>,
+    /// An admission's outbox bounds (`None`: the hub's).
+    pub max_queued: Option<usize>,
+    pub max_bytes: Option<Option<usize>>,
+    /// What was queued when an admission changed the bounds (data already queued
+    /// stays): the bounds hold from then on for anything beyond it.
+    pub grace_queued: usize,
+    pub grace_bytes: usize,
+    /// The largest `max_message_size` an admission gave this session (`None`: the
+    /// hub's). A later admission may lower it while a message is under way, so a
+    /// delivered message is checked against the largest limit it could have had.
+    pub largest_message_limit: Option<usize>,
 }
 
 impl Conn {
@@ -60,7 +87,34 @@ impl Conn {
             sent: 0,
             offered: 0,
             upgraded: false,
+            bare_stream: false,
+            stream: false,
+            held: false,
+            published: Vec::new(),
+            sent_payloads: Vec::new(),
+            max_queued: None,
+            max_bytes: None,
+            grace_queued: 0,
+            grace_bytes: 0,
+            largest_message_limit: None,
         }
+    }
+
+    /// The outbox bound in messages in force.
+    pub fn queue_bound(&self, config: &Config) -> usize {
+        self.max_queued.unwrap_or(config.message_buffer_size)
+    }
+
+    /// The outbox bound in bytes in force.
+    pub fn bytes_bound(&self, config: &Config) -> Option<usize> {
+        self.max_bytes.unwrap_or(config.message_buffer_bytes)
+    }
+
+    /// The largest message this session may have been allowed to receive.
+    pub fn message_limit(&self, config: &Config) -> usize {
+        config
+            .max_message_size
+            .max(self.largest_message_limit.unwrap_or(0))
     }
 
     /// Whether a batch handed out earlier is still being written.
@@ -78,6 +132,14 @@ impl Conn {
     pub fn take_events(&mut self, hub: &mut Hub<Keys>, config: &Config) -> usize {
         let mut taken = 0;
         while let Some(event) = hub.poll_event(self.id) {
+            if matches!(event, Event::Connect | Event::Request) {
+                self.stream = hub.kind(self.id) == Some(SessionKind::EventStream);
+                assert!(
+                    !self.bare_stream || self.stream,
+                    "{:?}: opened as an event stream, but a WebSocket",
+                    self.id
+                );
+            }
             self.check_event(&event, config);
             self.events.push(event);
             taken += 1;
@@ -96,17 +158,35 @@ impl Conn {
         };
         match event {
             Event::Connect => {
-                assert!(self.events.is_empty(), "{:?}: Connect not first", self.id);
+                // A held request may have had data for its topics dropped (reported as it
+                // happened) before its verdict.
+                let before_verdict = |e: &Event| matches!(e, Event::Dropped { .. });
+                assert!(
+                    self.events.is_empty()
+                        || (self.events[0] == Event::Request
+                            && self.events[1..].iter().all(before_verdict)),
+                    "{:?}: Connect not first (or right after Request and drops while held)",
+                    self.id
+                );
+                assert!(
+                    !self.held,
+                    "{:?}: Connect while held for a verdict",
+                    self.id
+                );
                 self.connected = true;
+            }
+            Event::Request => {
+                assert!(self.events.is_empty(), "{:?}: Request not first", self.id);
+                self.held = true;
             }
             Event::Text(text) => {
                 open_only("Text");
-                assert!(text.len() <= config.max_message_size, "oversized text");
+                assert!(text.len() <= self.message_limit(config), "oversized text");
                 self.received += 1;
             }
             Event::Binary(data) => {
                 open_only("Binary");
-                assert!(data.len() <= config.max_message_size, "oversized binary");
+                assert!(data.len() <= self.message_limit(config), "oversized binary");
                 self.received += 1;
             }
             Event::Pong(data) => {
@@ -120,28 +200,50 @@ impl Conn {
                 open_only("Close");
                 assert!(reason.len() <= 123, "a close reason is at most 123 bytes");
             }
-            Event::Sent { .. } => {
+            Event::Sent { payload, .. } => {
                 open_only("Sent");
                 assert!(config.sent_events, "Sent without sent_events");
                 self.sent += 1;
+                self.sent_payloads.push(payload.clone());
             }
             Event::Dropped { count } => {
-                open_only("Dropped");
+                // A request held for a verdict queues data too: drops (by the policy, or
+                // of everything on a refusal) can come before any Connect.
+                let was_held = self.events.first() == Some(&Event::Request);
+                assert!(
+                    self.connected || was_held,
+                    "{:?}: Dropped before Connect (never held)",
+                    self.id
+                );
                 assert!(*count > 0, "Dropped with a zero count");
                 self.drops_reported += count;
             }
             Event::Error(SessionError::Handshake(_)) => {
                 assert!(!self.connected, "a handshake error after Connect");
                 self.rejected = true;
+                self.held = false;
+            }
+            Event::Error(SessionError::Refused { status, .. }) => {
+                assert!(!self.connected, "a refusal after Connect");
+                assert!((400..600).contains(status), "refused with {status}");
+                self.rejected = true;
+                self.held = false;
             }
             Event::Error(SessionError::HandshakeTimeout) => {
                 assert!(!self.connected, "a handshake timeout after Connect");
+                // A held request times out with a 503: a refusal.
+                self.rejected |= self.held;
+                self.held = false;
             }
             // The transport and the writing of a refusal can fail before any Connect.
             Event::Error(SessionError::Io { .. } | SessionError::WriteTimeout) => {}
+            // A held request's outbox overflowing under `DropPolicy::Disconnect`.
+            Event::Error(SessionError::SlowConsumer)
+                if self.events.first() == Some(&Event::Request) => {}
             Event::Error(err) => open_only(&format!("error {err:?}")),
             Event::Disconnect { undelivered } => {
                 self.disconnected = true;
+                self.held = false;
                 self.drops_reported += *undelivered as u64;
             }
             other => panic!("an event the harness does not know: {other:?}"),
@@ -169,8 +271,15 @@ impl Conn {
             }
             Transmit::Write(n) => {
                 assert_eq!(held, 0, "buffers added to a batch still being written");
-                assert_eq!(n, self.batch.len(), "Write(n) must count the buffers handed out");
-                let bound = MAX_CONTROL_FRAMES + MAX_PENDING_PONGS + config.message_buffer_size + 1;
+                assert_eq!(
+                    n,
+                    self.batch.len(),
+                    "Write(n) must count the buffers handed out"
+                );
+                let bound = MAX_CONTROL_FRAMES
+                    + MAX_PENDING_PONGS
+                    + self.queue_bound(config).max(self.grace_queued)
+                    + 1;
                 assert!(
                     n <= bound,
                     "a batch of {n} buffers exceeds the outbox bound {bound}"

@@ -16,6 +16,50 @@ pub fn upgrade_request(extra: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The origins a browser request comes from: the same host, an allowed one, another.
+pub const ORIGINS: [&str; 3] = [
+    "http://fuzz.test",
+    "http://allowed.test",
+    "http://evil.test",
+];
+
+/// A request for an event stream (or one that looks like it but is not).
+#[derive(Debug, Clone, Arbitrary)]
+pub struct StreamRequest {
+    /// Which `Accept` (and whether it also asks for a WebSocket upgrade).
+    accept: u8,
+    origin: Option<u8>,
+    /// A reconnecting `EventSource`'s `Last-Event-ID`, whatever it holds.
+    last_event_id: Option<String>,
+}
+
+impl StreamRequest {
+    pub fn bytes(&self) -> Vec<u8> {
+        const ACCEPTS: [&str; 5] = [
+            "Accept: text/event-stream\r\n",
+            "Accept: text/html;q=0.9, Text/Event-Stream ;q=1\r\n",
+            "Accept: text/html\r\nAccept: text/event-stream\r\n",
+            "Accept: */*\r\n",
+            "Accept: text/event-stream\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n",
+        ];
+        let mut head = format!(
+            "GET /events HTTP/1.1\r\nHost: fuzz.test\r\n{}",
+            ACCEPTS[usize::from(self.accept) % ACCEPTS.len()]
+        );
+        if let Some(n) = self.origin {
+            head.push_str(&format!(
+                "Origin: {}\r\n",
+                ORIGINS[usize::from(n) % ORIGINS.len()]
+            ));
+        }
+        if let Some(id) = &self.last_event_id {
+            head.push_str(&format!("Last-Event-ID: {id}\r\n"));
+        }
+        head.push_str("\r\n");
+        head.into_bytes()
+    }
+}
+
 /// The handshakes the session target opens connections with.
 #[derive(Debug, Clone, Arbitrary)]
 pub enum Handshake {
@@ -40,12 +84,7 @@ impl Handshake {
                 upgrade_request("Sec-WebSocket-Protocol: superchat, chat, other\r\n")
             }
             Handshake::WithOrigin(n) => {
-                let origin = [
-                    "http://fuzz.test",
-                    "http://allowed.test",
-                    "http://evil.test",
-                ];
-                let origin = origin[usize::from(*n) % origin.len()];
+                let origin = ORIGINS[usize::from(*n) % ORIGINS.len()];
                 upgrade_request(&format!("Origin: {origin}\r\n"))
             }
             Handshake::PlainGet => b"GET / HTTP/1.1\r\nHost: fuzz.test\r\n\r\n".to_vec(),

@@ -3,11 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use melody_core::{Config, ConnectionInfo, Hub, Keys, SessionState, Transmit};
+use melody_core::{CloseCode, Config, ConnectionInfo, Hub, Keys, SessionState, Transmit};
 
 use crate::config::longest_life;
 use crate::conn::Conn;
 use crate::server_wire;
+use crate::sse_wire;
 
 /// The topics the session target subscribes to and publishes on.
 pub const TOPICS: [&str; 3] = ["news", "chat", "n\u{e9}ws"];
@@ -21,6 +22,8 @@ pub struct World {
     pub conns: Vec<Conn>,
     /// Upgrades `check_upgrade` refused (no connection was opened for them).
     pub upgrades_refused: u64,
+    /// Event-stream recipients skipped, as deliveries reported them.
+    pub skipped: u64,
 }
 
 impl World {
@@ -37,6 +40,7 @@ impl World {
             now,
             conns: Vec::new(),
             upgrades_refused: 0,
+            skipped: 0,
         }
     }
 
@@ -115,12 +119,16 @@ impl World {
             "{:?}: messages offered but neither sent nor counted as dropped",
             conn.id
         );
-        let received = server_wire::read(&conn.written, conn.upgraded);
-        assert_eq!(
-            received.data_frames, last.sent,
-            "{:?}: data frames on the wire vs counted as sent",
-            conn.id
-        );
+        if conn.stream {
+            check_stream(conn, &self.config, last.sent);
+        } else {
+            let received = server_wire::read(&conn.written, conn.upgraded);
+            assert_eq!(
+                received.data_frames, last.sent,
+                "{:?}: data frames on the wire vs counted as sent",
+                conn.id
+            );
+        }
         assert!(
             self.hub.release(conn.id).is_some(),
             "release of {:?}",
@@ -142,7 +150,7 @@ impl World {
         let mut open = 0;
         let mut unreleased = 0;
         let mut unfinished = 0;
-        for conn in &self.conns {
+        for conn in &mut self.conns {
             if conn.released {
                 assert!(self.hub.state(conn.id).is_none());
                 continue;
@@ -152,19 +160,38 @@ impl World {
                 panic!("{:?} is not released but has no stats", conn.id);
             };
             let state = self.hub.state(conn.id);
+            // An admission's bounds apply to what is queued after it; data queued
+            // before may exceed them until it drains.
+            let bound = conn.queue_bound(&self.config);
+            if stats.queued <= bound {
+                conn.grace_queued = 0;
+            }
             assert!(
-                stats.queued <= self.config.message_buffer_size,
-                "{:?}: {} messages queued, bound {}",
+                stats.queued <= bound.max(conn.grace_queued),
+                "{:?}: {} messages queued, bound {bound} (queued at admission {})",
                 conn.id,
                 stats.queued,
-                self.config.message_buffer_size
+                conn.grace_queued
             );
-            if let Some(max) = self.config.message_buffer_bytes {
+            if let Some(max) = conn.bytes_bound(&self.config) {
+                if stats.queued_bytes <= max {
+                    conn.grace_bytes = 0;
+                }
                 assert!(
-                    stats.queued_bytes <= max,
-                    "{:?}: {} bytes queued, bound {max}",
+                    stats.queued_bytes <= max.max(conn.grace_bytes),
+                    "{:?}: {} bytes queued, bound {max} (queued at admission {})",
                     conn.id,
-                    stats.queued_bytes
+                    stats.queued_bytes,
+                    conn.grace_bytes
+                );
+            }
+            let kind = self.hub.kind(conn.id);
+            if conn.connected || conn.held {
+                assert_eq!(
+                    kind == Some(melody_core::SessionKind::EventStream),
+                    conn.stream,
+                    "{:?}: kind {kind:?}",
+                    conn.id
                 );
             }
             assert_eq!(
@@ -233,6 +260,7 @@ impl World {
         );
         let reported: u64 = self.conns.iter().map(|c| c.drops_reported).sum();
         assert_eq!(stats.dropped, reported, "HubStats::dropped");
+        assert_eq!(stats.skipped, self.skipped, "HubStats::skipped");
     }
 
     fn check_topics(&self) {
@@ -280,6 +308,19 @@ impl World {
     pub fn wind_down(&mut self) {
         let give_up = self.now + longest_life(&self.config);
         loop {
+            // An event stream whose client reads everything lives until one side
+            // ends it: the server does, as on shutdown.
+            for index in 0..self.conns.len() {
+                let conn = &self.conns[index];
+                if conn.stream && self.hub.state(conn.id) == Some(SessionState::Open) {
+                    assert!(
+                        self.hub
+                            .close(conn.id, self.now, CloseCode::Away, "winding down"),
+                        "close of open {:?}",
+                        conn.id
+                    );
+                }
+            }
             for index in 0..self.conns.len() {
                 self.drive(index, usize::MAX);
                 // A second round: the first may only have finished writing a batch.
@@ -323,5 +364,42 @@ impl World {
             "timer entries outlive every session"
         );
         self.check();
+    }
+}
+
+/// Checks what an event stream's client received at the end of the session: a
+/// well-formed answer (and chunked body), exactly `sent` events, each one that was
+/// published to the session, in order (some may have been dropped), with the data its
+/// `Sent` event reported, and at most one `retry:`, the configured one, first.
+fn check_stream(conn: &Conn, config: &Config, sent: u64) {
+    let got = sse_wire::read(&conn.written, !conn.bare_stream);
+    assert_eq!(
+        got.events.len() as u64,
+        sent,
+        "{:?}: events on the wire vs counted as sent",
+        conn.id
+    );
+    let mut offered = conn.published.iter();
+    for event in &got.events {
+        assert!(
+            offered.any(|o| o == event),
+            "{:?}: {event:?} on the wire, not published (in this order): {:?}",
+            conn.id,
+            conn.published
+        );
+    }
+    if config.sent_events {
+        let data: Vec<&[u8]> = got.events.iter().map(|e| e.data.as_bytes()).collect();
+        let reported: Vec<&[u8]> = conn.sent_payloads.iter().map(|p| &p[..]).collect();
+        assert_eq!(data, reported, "{:?}: Sent payloads vs the wire", conn.id);
+    }
+    let expected_retry = config.event_stream_retry.map(|r| r.as_millis() as u64);
+    match got.retries.as_slice() {
+        [] => {}
+        [retry] => assert_eq!(Some(*retry), expected_retry, "{:?}: retry", conn.id),
+        more => panic!("{:?}: retry fields {more:?}", conn.id),
+    }
+    if got.ended {
+        assert_eq!(got.status, Some(200));
     }
 }

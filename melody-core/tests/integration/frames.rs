@@ -13,21 +13,7 @@ use crate::sim::*;
 
 /// A masked client frame with a real mask key (`client_frame` uses a zero key).
 fn masked(first_byte: u8, mask: [u8; 4], payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![first_byte];
-    match payload.len() {
-        n if n < 126 => f.push(0x80 | n as u8),
-        n if n <= 0xffff => {
-            f.push(0x80 | 126);
-            f.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            f.push(0x80 | 127);
-            f.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    f.extend_from_slice(&mask);
-    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    f
+    masked_frame(first_byte, mask, payload)
 }
 
 const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -56,7 +42,7 @@ fn protocol(err: ProtocolError) -> SessionError {
 /// and checks the session fails with `error`: the client gets a close frame with
 /// `code` and the error as reason, the session's last events are exactly the error and
 /// one `Disconnect`, and another session keeps echoing.
-fn expect_failure(config: Config, bytes: &[u8], error: SessionError, code: u16) {
+pub(crate) fn expect_failure(config: Config, bytes: &[u8], error: SessionError, code: u16) {
     let (mut s, victim, bystander) = pair(config);
     s.peer(victim).send_raw(bytes);
     s.peer(victim).send_raw(&client_frame(0x81, b"ignored"));

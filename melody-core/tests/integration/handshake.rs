@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use melody_core::{
-    Batch, Config, ConnectionInfo, Event, HandshakeRejection, Keys, OriginPolicy, Prepared,
-    SessionError, SessionId, SessionState, Transmit,
+    Batch, Compression, Config, ConnectionInfo, Event, HandshakeRejection, Keys, OriginPolicy,
+    Prepared, SessionError, SessionId, SessionState, Transmit,
 };
 use tungstenite::http::StatusCode;
 use tungstenite::Message;
@@ -188,6 +188,34 @@ fn the_chosen_subprotocol_is_echoed() {
 }
 
 #[test]
+fn permessage_deflate_is_agreed_only_when_the_config_compresses() {
+    let offer = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
+    let answer = |config: Config| {
+        let mut s = Sim::new(config);
+        let id = s.hub.open(s.now, ConnectionInfo::default(), Keys::new());
+        s.hub
+            .handle_input(id, s.now, upgrade_request(offer).as_bytes())
+            .unwrap();
+        let steps = drive(&mut s.hub, id, s.now);
+        String::from_utf8(step_bytes(&steps)).unwrap()
+    };
+    // Off (the default): the offer is ignored, the 101 is byte for byte the usual one.
+    assert_eq!(answer(Config::default()), switching_protocols(None));
+    let shared = answer(Config::default().compression(Compression::Shared));
+    assert!(
+        shared.ends_with(
+            "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n\r\n"
+        ),
+        "{shared}"
+    );
+    let dedicated = answer(Config::default().compression(Compression::Dedicated));
+    assert!(
+        dedicated.ends_with("Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n"),
+        "{dedicated}"
+    );
+}
+
+#[test]
 fn a_handshake_fed_one_byte_at_a_time_completes_on_the_last_byte() {
     let mut s = Sim::new(Config::default());
     let id = s.hub.open(s.now, ConnectionInfo::default(), Keys::new());
@@ -291,23 +319,21 @@ fn the_request_is_visible_after_the_handshake() {
 // ---- refused ----------------------------------------------------------------------
 
 #[test]
-fn a_plain_get_is_refused_with_400() {
+fn a_plain_get_is_refused_with_426_naming_version_13_and_half_an_upgrade_with_400() {
     let mut s = Sim::new(Config::default());
     let plain = b"GET /chat HTTP/1.1\r\nHost: localhost:5000\r\nAccept: text/html\r\n\r\n";
-    let response = expect_refusal(
-        &mut s,
-        plain,
-        400,
-        "not a WebSocket handshake: `Connection: Upgrade` missing",
-    );
+    let reason = "a WebSocket endpoint: upgrade to websocket, version 13";
+    let response = expect_refusal(&mut s, plain, 426, reason);
     // The whole response, byte for byte.
-    let body = "not a WebSocket handshake: `Connection: Upgrade` missing\n";
+    let body = format!("{reason}\n");
     assert_eq!(
         response.headers,
         vec![
             ("Content-Type".into(), "text/plain; charset=utf-8".into()),
             ("Content-Length".into(), body.len().to_string()),
             ("Connection".into(), "close".into()),
+            ("Sec-WebSocket-Version".into(), "13".into()),
+            ("Upgrade".into(), "websocket".into()),
         ]
     );
     // `Connection: Upgrade` without `Upgrade: websocket`.
@@ -869,7 +895,7 @@ fn check_upgrade_refuses_like_the_built_in_handshake() {
 
 #[test]
 fn a_plain_get_gets_the_configured_page_and_the_connection_ends_cleanly() {
-    let page = melody_core::Bytes::from_static(b"<p>hello</p>");
+    let page = melody_core::HttpPage::at("/", "<p>hello</p>");
     let mut s = Sim::new(melody_core::Config::default().http_page(Some(page)));
     let id = s.open_raw();
     s.peer(id)
@@ -891,4 +917,42 @@ fn a_plain_get_gets_the_configured_page_and_the_connection_ends_cleanly() {
     let ws = s.connect();
     assert!(s.hub.session(ws).is_some());
     assert_eq!(s.hub.len(), 1);
+}
+
+#[test]
+fn the_page_is_served_only_at_its_paths_and_other_plain_gets_get_426() {
+    let page = melody_core::HttpPage::at("/", "<p>hello</p>").also_at("/room/*");
+    let mut s = Sim::new(melody_core::Config::default().http_page(Some(page)));
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: localhost:5000\r\n\r\n");
+    for (path, status) in [
+        ("/", "200 OK"),
+        ("/?from=link", "200 OK"),
+        ("/room/rust", "200 OK"),
+        ("/echo", "426 Upgrade Required"),
+        ("/room/rust/ws", "426 Upgrade Required"),
+        ("/index.html", "426 Upgrade Required"),
+    ] {
+        let id = s.open_raw();
+        s.peer(id).send_raw(get(path).as_bytes());
+        s.pump();
+        let response = String::from_utf8(s.peer(id).take_raw()).unwrap();
+        assert!(
+            response.starts_with(&format!("HTTP/1.1 {status}\r\n")),
+            "{path}: {response}"
+        );
+        if status.starts_with("426") {
+            assert!(response.contains("\r\nSec-WebSocket-Version: 13\r\n"));
+        }
+    }
+    assert_eq!(s.hub.stats().rejected, 3);
+}
+
+#[test]
+fn a_page_path_that_could_never_match_is_refused_by_validate() {
+    let config =
+        melody_core::Config::default().http_page(Some(melody_core::HttpPage::at("chat", "<p>hi")));
+    assert!(matches!(
+        config.validate(),
+        Err(melody_core::ConfigError::InvalidPagePath { .. })
+    ));
 }

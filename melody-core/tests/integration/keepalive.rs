@@ -471,6 +471,7 @@ fn hub_new_refuses_invalid_configs_with_typed_errors() {
         (d().max_message_size(0), "max_message_size"),
         (d().message_buffer_size(0), "message_buffer_size"),
         (d().message_buffer_bytes(Some(0)), "message_buffer_bytes"),
+        (d().memory_budget(Some(0)), "memory_budget"),
         (d().max_handshake_size(0), "max_handshake_size"),
         (d().read_buffer_size(0), "read_buffer_size"),
         (d().max_sessions(Some(0)), "max_sessions"),

@@ -6,11 +6,16 @@
 
 mod sim;
 
+mod budget;
 mod close;
+mod deflate_out;
+mod event_stream;
 mod fanout;
 mod frames;
 mod fuzz_regressions;
 mod handshake;
+mod history;
+mod inbound;
 mod keepalive;
 mod outbox;
 mod scale;

@@ -90,7 +90,8 @@ fn drop_newest_keeps_the_first_eight_counting_in_flight_against_the_bound() {
             queued: 8,
             dropped: 12,
             closed: 0,
-            disconnected: 0
+            disconnected: 0,
+            skipped: 0,
         }
     );
     let stats = s.hub.session_stats(id).unwrap();
@@ -319,7 +320,8 @@ fn disconnect_policy_by_broadcast_counts_disconnected_recipients() {
             queued: 6,
             dropped: 1,
             closed: 1,
-            disconnected: 1
+            disconnected: 1,
+            skipped: 0,
         }
     );
     assert_eq!(s.peer(fast).texts(), texts(0..4));

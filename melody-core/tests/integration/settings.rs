@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use melody_core::{Config, ConfigError, DropPolicy, OriginPolicy};
+use melody_core::{Compression, Config, ConfigError, DropPolicy, OriginPolicy};
 
 /// A value each setting accepts, by the shape its `Setting::value` names.
 fn sample(value: &str) -> &'static str {
@@ -14,6 +14,7 @@ fn sample(value: &str) -> &'static str {
         "ORIGINS" => "any",
         "NAME" => "chat.v1",
         "BOOL" => "true",
+        "MODE" => "shared",
         other => panic!("no sample for a {other} value"),
     }
 }
@@ -36,6 +37,7 @@ fn values_land_in_their_fields() {
         ("max-message-size", "16777216"),
         ("buffer-size", "1024"),
         ("buffer-bytes", "4096"),
+        ("memory-budget", "8388608"),
         ("drop-policy", "disconnect"),
         ("ping-period-ms", "1000"),
         ("pong-wait-ms", "2000"),
@@ -49,12 +51,15 @@ fn values_land_in_their_fields() {
         ("origin", "https://a.example, https://b.example"),
         ("subprotocol", "one"),
         ("subprotocol", "two"),
+        ("compression", "dedicated"),
+        ("compression-threshold", "64"),
     ] {
         config.set(name, value).unwrap();
     }
     assert_eq!(config.max_message_size, 16 << 20);
     assert_eq!(config.message_buffer_size, 1024);
     assert_eq!(config.message_buffer_bytes, Some(4096));
+    assert_eq!(config.memory_budget, Some(8 << 20));
     assert_eq!(config.drop_policy, DropPolicy::Disconnect);
     assert_eq!(config.ping_period, Duration::from_secs(1));
     assert_eq!(config.pong_wait, Duration::from_secs(2));
@@ -70,12 +75,16 @@ fn values_land_in_their_fields() {
         OriginPolicy::AllowList(vec!["https://a.example".into(), "https://b.example".into()])
     );
     assert_eq!(config.subprotocols, ["one", "two"], "subprotocol adds");
+    assert_eq!(config.compression, Compression::Dedicated);
+    assert_eq!(config.compression_threshold, 64);
     assert!(config.validate().is_ok());
 
     config.set("buffer-bytes", "none").unwrap();
+    config.set("memory-budget", "none").unwrap();
     config.set("max-sessions", "none").unwrap();
     config.set("origin", "same").unwrap();
     assert_eq!(config.message_buffer_bytes, None);
+    assert_eq!(config.memory_budget, None);
     assert_eq!(config.max_sessions, None);
     assert_eq!(config.origin_policy, OriginPolicy::SameOrigin);
 }

@@ -20,6 +20,11 @@
 //! Latency is measured one message at a time (the next is sent once the first receiver
 //! has the previous one); throughput with a window of messages in flight. Each pass runs
 //! twice, interleaved, so that drift in machine load shows.
+//!
+//! With `--history`, the topic keeps a history on every node (its last 1,000
+//! messages): on `solo` in memory, on `a` and `b` in a Redis stream, each publish
+//! going through the append script and coming back to every node, its own included,
+//! at its position. Compare with a run without it.
 
 mod clients;
 mod nodes;
@@ -36,6 +41,7 @@ struct Args {
     latency_samples: usize,
     messages: usize,
     window: usize,
+    history: bool,
 }
 
 fn args() -> Args {
@@ -50,15 +56,17 @@ fn args() -> Args {
         latency_samples: number("--latency-samples", 2000),
         messages: number("--messages", 20_000),
         window: number("--window", 64),
+        history: std::env::args().any(|a| a == "--history"),
     }
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    examples_support::init_tracing();
     let args = args();
     let origin = Instant::now();
-    let solo = Node::start(None)?;
-    let a = Node::start(Some(&args.redis))?;
-    let b = Node::start(Some(&args.redis))?;
+    let solo = Node::start(None, args.history)?;
+    let a = Node::start(Some(&args.redis), args.history)?;
+    let b = Node::start(Some(&args.redis), args.history)?;
     let on_solo = Receivers::start(&solo, args.receivers, origin)?;
     let on_a = Receivers::start(&a, args.receivers, origin)?;
     a.wait_listening(Duration::from_secs(10))?;

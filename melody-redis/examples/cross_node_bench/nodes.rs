@@ -4,6 +4,7 @@ use std::error::Error;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use melody_core::history::{HistoryLimits, HistoryRules};
 use melody_redis::{RedisBackplane, RedisBackplaneConfig, RedisHandle, Stats};
 use melody_tokio::{Config, Melody};
 
@@ -19,14 +20,20 @@ pub struct Node {
 
 impl Node {
     /// A node serving a loopback port: sessions on `/sub` subscribe to [`TOPIC`];
-    /// each message a session sends is published to it. With `redis`, a backplane.
-    pub fn start(redis: Option<&str>) -> Result<Node, Box<dyn Error>> {
+    /// each message a session sends is published to it. With `redis`, a backplane;
+    /// with `history`, [`TOPIC`] keeps its last 1,000 messages (in Redis streams when
+    /// there is a backplane).
+    pub fn start(redis: Option<&str>, history: bool) -> Result<Node, Box<dyn Error>> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()?;
         // Room for a window of messages in every receiver's outbox.
-        let config = Config::default().message_buffer_size(4096);
+        let mut config = Config::default().message_buffer_size(4096);
+        if history {
+            let limits = HistoryLimits::new().max_messages(1000);
+            config = config.history(HistoryRules::new().topic(TOPIC, limits));
+        }
         let melody = Melody::with_config(config)?;
         melody.on_connect(|session| {
             if session.request().uri().path() == "/sub" {

@@ -81,13 +81,24 @@ pub struct Node {
 
 impl Node {
     pub fn start(config: RedisBackplaneConfig) -> Node {
+        Node::start_with(config, Config::default(), |_| {})
+    }
+
+    /// [`Node::start`] with `melody_config`, and `wire` adding handlers to the
+    /// standard ones.
+    pub fn start_with(
+        config: RedisBackplaneConfig,
+        melody_config: Config,
+        wire: impl FnOnce(&Melody),
+    ) -> Node {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("tokio runtime");
-        let melody = Melody::with_config(Config::default()).expect("valid config");
+        let melody = Melody::with_config(melody_config).expect("valid config");
         wire_handlers(&melody);
+        wire(&melody);
         let backplane = RedisBackplane::new(config).expect("a valid Redis URL");
         let redis = backplane.handle();
         let listener = rt.block_on(async {

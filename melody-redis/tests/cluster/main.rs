@@ -8,8 +8,11 @@
 //! (as in CI) they fail instead (see `skip`).
 
 mod delivery;
+mod events;
 mod harness;
+mod history;
 mod outage;
+mod read_back;
 mod redis_server;
 mod runtimes;
 mod seam;

@@ -17,7 +17,7 @@ const RECONNECT_SLACK: Duration = Duration::from_secs(3);
 
 /// A server of the test's own, to kill and pause; `None` (after [`not_run`] said why, or
 /// failed the test) when there is no `redis-server` to run.
-fn own_redis() -> Option<RedisServer> {
+pub fn own_redis() -> Option<RedisServer> {
     let server = RedisServer::start_if_installed();
     if server.is_none() {
         if redis_url().is_some() {

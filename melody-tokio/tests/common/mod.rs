@@ -4,6 +4,8 @@
 //! Each test file uses part of it, so unused items are expected.
 #![allow(dead_code)]
 
+pub mod http1;
+
 use std::fmt::Debug;
 use std::io;
 use std::net::{SocketAddr, TcpStream};

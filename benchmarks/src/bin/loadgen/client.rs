@@ -21,8 +21,10 @@ pub type Conn = (OwnedReadHalf, OwnedWriteHalf, Vec<u8>);
 #[derive(Clone)]
 pub struct Url {
     addr: SocketAddr,
-    host: String,
-    path: String,
+    /// `HOST:PORT`, as the `Host` header gives it.
+    pub host: String,
+    /// The path, with its leading `/`.
+    pub path: String,
 }
 
 /// Parses a `ws://` URL whose host is an IP address.
@@ -90,6 +92,25 @@ pub async fn connect(url: &Url, dial: Dial) -> Result<Conn, String> {
 
 /// Connects and upgrades, keeping the stream whole (for modes that reset it).
 pub async fn upgrade(url: &Url, dial: Dial) -> Result<(TcpStream, Vec<u8>), String> {
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        url.path, url.host
+    );
+    let (stream, head, leftover) = request_head(url, dial, &request).await?;
+    if !head.starts_with("HTTP/1.1 101") {
+        return Err(format!("handshake refused: {head}"));
+    }
+    Ok((stream, leftover))
+}
+
+/// Connects as `dial` says, sends `request` and reads the response head: the stream,
+/// the head (without its blank line) and any bytes read past it.
+pub async fn request_head(
+    url: &Url,
+    dial: Dial,
+    request: &str,
+) -> Result<(TcpStream, String, Vec<u8>), String> {
     let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
     if let Some(size) = dial.recv_buffer {
         socket
@@ -107,11 +128,6 @@ pub async fn upgrade(url: &Url, dial: Dial) -> Result<(TcpStream, Vec<u8>), Stri
     }
     let mut stream: TcpStream = socket.connect(url.addr).await.map_err(|e| e.to_string())?;
     let _ = stream.set_nodelay(true);
-    let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        url.path, url.host
-    );
     stream
         .write_all(request.as_bytes())
         .await
@@ -128,13 +144,8 @@ pub async fn upgrade(url: &Url, dial: Dial) -> Result<(TcpStream, Vec<u8>), Stri
             break p;
         }
     };
-    if !buf.starts_with(b"HTTP/1.1 101") {
-        return Err(format!(
-            "handshake refused: {}",
-            String::from_utf8_lossy(&buf[..end])
-        ));
-    }
-    Ok((stream, buf[end + 4..].to_vec()))
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    Ok((stream, head, buf[end + 4..].to_vec()))
 }
 
 /// Opens `n` connections, a few at a time so that the listen backlog never overflows;

@@ -6,6 +6,12 @@ use std::time::{Duration, Instant};
 
 /// User + system CPU seconds of a process, from /proc.
 pub fn cpu_seconds(pid: &str) -> f64 {
+    let (user, sys) = cpu_user_sys(pid);
+    user + sys
+}
+
+/// User and system CPU seconds of a process, apart, from /proc.
+pub fn cpu_user_sys(pid: &str) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may contain spaces) start after ") ".
     let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
@@ -17,7 +23,7 @@ pub fn cpu_seconds(pid: &str) -> f64 {
             .unwrap_or(0.0)
     };
     // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    (ticks(11) + ticks(12)) / 100.0
+    (ticks(11) / 100.0, ticks(12) / 100.0)
 }
 
 /// Resident set size of a process in bytes, from /proc (0 if unreadable).

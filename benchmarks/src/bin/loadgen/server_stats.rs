@@ -25,6 +25,10 @@ pub struct ServerStats {
     pub finished: u64,
     /// Data messages dropped.
     pub dropped: u64,
+    /// Of those, refused by the memory budget (0 from a server that does not say).
+    pub over_budget: u64,
+    /// Bytes held against the memory budget now (0 from a server that does not say).
+    pub memory_held: u64,
 }
 
 /// Reads `/stats` from `addr` (`HOST:PORT`).
@@ -67,6 +71,8 @@ pub async fn fetch(addr: &str) -> Result<ServerStats, String> {
         rejected: field("rejected")?,
         finished: field("finished")?,
         dropped: field("dropped")?,
+        over_budget: field("over_budget").unwrap_or(0),
+        memory_held: field("memory_held").unwrap_or(0),
     })
 }
 

@@ -503,6 +503,11 @@ pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// A masked client frame (zero mask key, so the payload is sent as is).
 pub fn client_frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
+    masked_frame(first_byte, [0; 4], payload)
+}
+
+/// A masked client frame with the given mask key, its length in the shortest form.
+pub fn masked_frame(first_byte: u8, mask: [u8; 4], payload: &[u8]) -> Vec<u8> {
     let mut f = vec![first_byte];
     match payload.len() {
         n if n < 126 => f.push(0x80 | n as u8),
@@ -515,8 +520,8 @@ pub fn client_frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
             f.extend_from_slice(&(n as u64).to_be_bytes());
         }
     }
-    f.extend_from_slice(&[0, 0, 0, 0]);
-    f.extend_from_slice(payload);
+    f.extend_from_slice(&mask);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
     f
 }
 
