@@ -276,6 +276,25 @@ fn a_per_session_max_message_size_closes_with_1009_above_it() {
 }
 
 #[test]
+fn a_per_session_max_message_size_may_raise_the_configs() {
+    let (mut s, id) = held(Config::default().max_message_size(100));
+    assert_eq!(
+        s.hub
+            .admit(id, s.now, Admission::new().max_message_size(1000)),
+        Ok(true)
+    );
+    s.pump();
+    s.attach_client(id);
+    s.client_send(id, Message::text("x".repeat(1000)));
+    s.pump();
+    assert_eq!(s.peer(id).close_received(), None, "1000 bytes fit");
+    assert!(s.peer(id).events.contains(&Event::Text("x".repeat(1000).into())));
+    s.client_send(id, Message::text("x".repeat(1001)));
+    s.pump();
+    assert_eq!(s.peer(id).close_received().map(|c| c.0), Some(1009));
+}
+
+#[test]
 fn a_per_session_outbox_bound_drops_beyond_it() {
     let config = Config::default()
         .message_buffer_size(8)
