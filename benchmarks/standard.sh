@@ -8,6 +8,14 @@
 #   SERVERS="melody-tokio baseline" benchmarks/standard.sh
 #   ROUNDS=3 benchmarks/standard.sh        # medians of three rounds
 #   KEEP_RESULTS=1 SETS=echo benchmarks/standard.sh   # add to the last results
+#   REFERENCE=DIR benchmarks/standard.sh   # also an outside reference server, built from
+#                                          # the Cargo project in DIR, run with
+#                                          # REFERENCE_FLAGS (default: --threads 0)
+#
+# `baseline` (benchmarks/src/bin/baseline.rs) is the strong baseline every ratio is
+# quoted against; `naive-baseline` (the tokio-tungstenite examples' way) can be added
+# to SERVERS as a second row. A reference server run in the same sitting shows the
+# baseline is at least as strong as it.
 #
 # Not a test: figures move with the machine's load. Read the ratios, measured here in
 # one sitting, not the absolute numbers.
@@ -16,14 +24,21 @@ cd "$(dirname "$0")/.."
 
 sets=${SETS:-"broadcast-100 broadcast-1k broadcast-10k burst echo rate idle idle-19k"}
 servers=${SERVERS:-"melody-tokio melody-smol melody-async-std baseline"}
+[ -n "${REFERENCE:-}" ] && servers="$servers reference"
 bin=target/bench-bin
 results=target/bench-results.txt
 mkdir -p "$bin"
 
 cargo build --release -p benchmarks --quiet
 cp target/release/baseline "$bin/baseline"
+cp target/release/naive_baseline "$bin/naive-baseline"
+if [ -n "${REFERENCE:-}" ]; then
+    cargo build --release --quiet --manifest-path "$REFERENCE/Cargo.toml" --target-dir target/reference
+    reference_bin=$(find target/reference/release -maxdepth 1 -type f -executable | head -n 1)
+    cp "$reference_bin" "$bin/reference"
+fi
 for server in $servers; do
-    if [ "$server" != baseline ]; then
+    if [[ "$server" == melody-* ]]; then
         # The adapters' examples share the name `server`: build and copy one at a time.
         cargo build --release -p "$server" --example server --quiet
         cp target/release/examples/server "$bin/$server"
@@ -38,11 +53,13 @@ port=6600
 for round in $(seq "$rounds"); do
   for server in $servers; do
     flags=()
-    [ "$server" != baseline ] && flags=(--threads 1 --shards 1)
+    [[ "$server" == melody-* ]] && flags=(--threads 1 --shards 1)
+    # shellcheck disable=SC2206 # flags are words
+    [ "$server" = reference ] && flags=(${REFERENCE_FLAGS:---threads 0})
     for set in $sets; do
         port=$((port + 1)) # a fresh port per run: no TIME_WAIT from the last one
         stats_port=
-        [ "$server" != baseline ] && stats_port=$((port + 1000))
+        [[ "$server" == melody-* ]] && stats_port=$((port + 1000))
         PORT=$port STATS_PORT=$stats_port SETS=$set benchmarks/run.sh "$server" -- "$bin/$server" "${flags[@]}" |
             tee -a "$results"
     done

@@ -1,82 +1,135 @@
-//! The baseline: a plain tokio-tungstenite server, written the way its own examples
-//! write one — a task per connection, a map of unbounded channels, and every message
-//! cloned into each peer's channel. `/ws` broadcasts to all, `/echo` echoes.
+//! The baseline every ratio in BENCHMARKS.md is quoted against: a tokio-tungstenite
+//! server written for speed, on a current-thread runtime.
 //!
-//! `cargo run --release -p benchmarks --bin baseline -- --addr 127.0.0.1:6000`
+//! - `/ws`: every text or binary message a session sends goes to every `/ws` session
+//!   (the sender too) through one `tokio::sync::broadcast` channel, so a message is
+//!   stored once and each session's writer clones a handle to it. A writer hands the
+//!   sink everything already queued and flushes once, so a backlog shares one write.
+//!   A session more than `--capacity` messages behind skips what it missed (the
+//!   benchmarks count losses on the client side).
+//! - `/echo`: every text or binary message goes back to its sender, flushed at once.
+//!
+//! `cargo run --release -p benchmarks --bin baseline -- --addr 127.0.0.1:6000 [--capacity 1024]`
+//!
+//! `benchmarks/standard.sh` can run an outside reference server beside it in the same
+//! sitting (`REFERENCE=...`), to show this baseline is at least as strong.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-
-use futures_channel::mpsc::{unbounded, UnboundedSender};
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::broadcast::{self, Receiver, Sender};
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 
-type Peers = Arc<Mutex<HashMap<SocketAddr, UnboundedSender<Message>>>>;
+type Sink = SplitSink<WebSocketStream<TcpStream>, Message>;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Route {
+    Broadcast,
+    Echo,
+}
+
+fn flag(name: &str) -> Option<String> {
+    std::env::args().skip_while(|a| a != name).nth(1)
+}
 
 fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .skip_while(|a| a != "--addr")
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:6000".to_owned());
+    let addr = flag("--addr").unwrap_or_else(|| "127.0.0.1:6000".to_owned());
+    let capacity = flag("--capacity")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(1024);
     // One thread: the benchmark pins the server to one core.
-    let rt = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async move {
+    runtime.block_on(async move {
         let listener = TcpListener::bind(&addr).await?;
         println!("baseline listening on {}", listener.local_addr()?);
-        let peers: Peers = Arc::default();
+        let (hub, _) = broadcast::channel::<Message>(capacity);
         loop {
-            let (stream, remote) = listener.accept().await?;
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let _ = stream.set_nodelay(true);
-            tokio::spawn(serve(stream, remote, peers.clone()));
+            tokio::spawn(serve(stream, hub.clone()));
         }
     })
 }
 
-async fn serve(stream: TcpStream, remote: SocketAddr, peers: Peers) {
-    let mut path = String::new();
+async fn serve(stream: TcpStream, hub: Sender<Message>) {
+    let mut route = None;
     // The signature is tungstenite's; its large error type is not ours to box.
     #[allow(clippy::result_large_err)]
-    let callback = |req: &Request, resp: Response| {
-        path = req.uri().path().to_owned();
-        Ok(resp)
+    let pick_route = |request: &Request, response: Response| {
+        route = match request.uri().path() {
+            "/ws" => Some(Route::Broadcast),
+            "/echo" => Some(Route::Echo),
+            _ => None,
+        };
+        if route.is_some() {
+            return Ok(response);
+        }
+        let mut not_found = ErrorResponse::new(None);
+        *not_found.status_mut() = StatusCode::NOT_FOUND;
+        Err(not_found)
     };
-    let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
+    let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, pick_route).await else {
         return;
     };
     let (mut sink, mut source) = ws.split();
-    if path == "/echo" {
-        while let Some(Ok(msg)) = source.next().await {
-            if (msg.is_text() || msg.is_binary()) && sink.send(msg).await.is_err() {
-                break;
-            }
-        }
-        return;
-    }
-    let (tx, rx) = unbounded::<Message>();
-    if let Ok(mut p) = peers.lock() {
-        p.insert(remote, tx);
-    }
-    // As tokio-tungstenite's example server: `forward` feeds the sink and flushes only
-    // when the channel is empty, so queued messages share a write.
-    let writer = tokio::spawn(async move {
-        let _ = rx.map(Ok).forward(sink).await;
-    });
-    while let Some(Ok(msg)) = source.next().await {
-        if msg.is_text() || msg.is_binary() {
-            if let Ok(p) = peers.lock() {
-                for tx in p.values() {
-                    let _ = tx.unbounded_send(msg.clone());
+    match route {
+        Some(Route::Echo) => {
+            while let Some(Ok(message)) = source.next().await {
+                let data = message.is_text() || message.is_binary();
+                if data && sink.send(message).await.is_err() {
+                    break;
                 }
             }
         }
+        Some(Route::Broadcast) => {
+            let writer = tokio::spawn(write_broadcasts(sink, hub.subscribe()));
+            while let Some(Ok(message)) = source.next().await {
+                match message {
+                    Message::Text(_) | Message::Binary(_) => {
+                        let _ = hub.send(message);
+                    }
+                    Message::Close(_) => break,
+                    _ => {}
+                }
+            }
+            writer.abort();
+        }
+        None => {}
     }
-    if let Ok(mut p) = peers.lock() {
-        p.remove(&remote);
+}
+
+/// Feeds the sink every message already queued, then flushes once.
+async fn write_broadcasts(mut sink: Sink, mut queue: Receiver<Message>) {
+    loop {
+        let first = match queue.recv().await {
+            Ok(message) => message,
+            Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => return,
+        };
+        if sink.feed(first).await.is_err() {
+            return;
+        }
+        loop {
+            match queue.try_recv() {
+                Ok(message) => {
+                    if sink.feed(message).await.is_err() {
+                        return;
+                    }
+                }
+                Err(TryRecvError::Lagged(_)) => {}
+                Err(_) => break,
+            }
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
     }
-    writer.abort();
 }

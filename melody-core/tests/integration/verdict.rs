@@ -288,7 +288,10 @@ fn a_per_session_max_message_size_may_raise_the_configs() {
     s.client_send(id, Message::text("x".repeat(1000)));
     s.pump();
     assert_eq!(s.peer(id).close_received(), None, "1000 bytes fit");
-    assert!(s.peer(id).events.contains(&Event::Text("x".repeat(1000).into())));
+    assert!(s
+        .peer(id)
+        .events
+        .contains(&Event::Text("x".repeat(1000).into())));
     s.client_send(id, Message::text("x".repeat(1001)));
     s.pump();
     assert_eq!(s.peer(id).close_received().map(|c| c.0), Some(1009));
