@@ -89,7 +89,7 @@ async fn accept_with_keys(melody: &Melody, listener: &TcpListener, keys: &KeysFn
                     local_addr,
                     remote_addr: Some(peer),
                 };
-                let transport = FuturesIoTransport(stream);
+                let transport = FuturesIoTransport::new(stream);
                 let upgrade = upgrade_with_keys(melody.clone(), transport, info, keys.clone());
                 drop(task::spawn(upgrade));
             }

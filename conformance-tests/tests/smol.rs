@@ -84,7 +84,7 @@ async fn accept_with_keys(melody: Melody, listener: TcpListener, keys: KeysFn) {
                     remote_addr: Some(remote),
                     local_addr: stream.local_addr().ok(),
                 };
-                let transport = FuturesIoTransport(stream);
+                let transport = FuturesIoTransport::new(stream);
                 smol::spawn(upgrade_with_keys(
                     melody.clone(),
                     transport,

@@ -70,7 +70,7 @@ async fn next_connection(
     // Small frames go out at once; the driver already batches writes.
     let _ = stream.set_nodelay(true);
     // Its close shuts the write side down, as the driver's drain after a session needs.
-    Ok((FuturesIoTransport(HalfClosing(stream)), info))
+    Ok((FuturesIoTransport::new(HalfClosing(stream)), info))
 }
 
 /// Serves one already accepted futures-io stream (TCP, TLS, a Unix socket…) whose
@@ -82,5 +82,5 @@ pub fn accept<S>(melody: &Melody, stream: S, info: ConnectionInfo)
 where
     S: Read + Write + Send + Unpin + 'static,
 {
-    melody.spawn_connection(FuturesIoTransport(stream), info);
+    melody.spawn_connection(FuturesIoTransport::new(stream), info);
 }

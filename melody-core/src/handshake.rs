@@ -42,6 +42,27 @@ impl RequestHead {
         }
     }
 
+    /// The request's path (`/chat` of `GET /chat?room=1`), read off the request line
+    /// without parsing the headers, so asking for it (logs, metrics) keeps a session's
+    /// head unparsed.
+    pub fn path(&self) -> &str {
+        if let Some(parsed) = self.parsed.get() {
+            return parsed.uri().path();
+        }
+        let target = self
+            .raw
+            .split(|b| *b == b' ')
+            .nth(1)
+            .and_then(|target| std::str::from_utf8(target).ok());
+        match target {
+            // Origin form, as upgrade requests are sent; anything else is parsed.
+            Some(target) if target.starts_with('/') => {
+                target.split_once('?').map_or(target, |(path, _)| path)
+            }
+            _ => self.request().uri().path(),
+        }
+    }
+
     /// The request: method, URI, version, headers. Parsed on the first call.
     pub fn request(&self) -> &Request {
         self.parsed.get_or_init(|| {
@@ -403,6 +424,21 @@ mod tests {
             Parsed::Complete { request, .. } => validate(&request, config),
             other => panic!("unexpected parse result {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_heads_path_comes_off_the_request_line_without_parsing_it() {
+        let head = |raw: &str| RequestHead::raw(raw.as_bytes().into());
+        let with_query = head("GET /chat?room=1 HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(with_query.path(), "/chat");
+        assert!(with_query.parsed.get().is_none(), "no parse for the path");
+        assert_eq!(head("GET /ws HTTP/1.1\r\nHost: a\r\n\r\n").path(), "/ws");
+        // Absolute form is parsed, and agrees with the parsed URI.
+        let absolute = head("GET http://a/x/y?q HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(absolute.path(), "/x/y");
+        assert_eq!(absolute.path(), absolute.request().uri().path());
+        let framework = RequestHead::parsed(Request::builder().uri("/p?q").body(()).unwrap());
+        assert_eq!(framework.path(), "/p");
     }
 
     #[test]

@@ -487,7 +487,7 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         let info = self.session.as_ref().map(|s| &s.info);
         #[cfg(any(feature = "tracing", feature = "metrics"))]
         let (peer, path) = match info {
-            Some(info) => (info.remote_addr, Some(info.request.request().uri().path())),
+            Some(info) => (info.remote_addr, Some(info.request.path())),
             None => (self.refused_facts.0, self.refused_facts.1.as_deref()),
         };
         #[cfg(not(any(feature = "tracing", feature = "metrics")))]

@@ -26,7 +26,7 @@ pub async fn serve(melody: &Melody, listener: TcpListener) -> io::Result<()> {
             remote_addr: Some(remote_addr),
             local_addr,
         };
-        Ok((FuturesIoTransport(stream), info))
+        Ok((FuturesIoTransport::new(stream), info))
     })
     .await
 }
@@ -38,5 +38,5 @@ pub fn accept<S>(melody: &Melody, stream: S, info: ConnectionInfo)
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    melody.spawn_connection(FuturesIoTransport(stream), info);
+    melody.spawn_connection(FuturesIoTransport::new(stream), info);
 }
