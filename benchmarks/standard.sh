@@ -29,9 +29,11 @@ bin=target/bench-bin
 results=target/bench-results.txt
 mkdir -p "$bin"
 
+# The load generator and report as usual; every server with the `measure` profile.
 cargo build --release -p benchmarks --quiet
-cp target/release/baseline "$bin/baseline"
-cp target/release/naive_baseline "$bin/naive-baseline"
+cargo build --profile measure -p benchmarks --bin baseline --bin naive_baseline --quiet
+cp target/measure/baseline "$bin/baseline"
+cp target/measure/naive_baseline "$bin/naive-baseline"
 if [ -n "${REFERENCE:-}" ]; then
     cargo build --release --quiet --manifest-path "$REFERENCE/Cargo.toml" --target-dir target/reference
     reference_bin=$(find target/reference/release -maxdepth 1 -type f -executable | head -n 1)
@@ -40,8 +42,8 @@ fi
 for server in $servers; do
     if [[ "$server" == melody-* ]]; then
         # The adapters' examples share the name `server`: build and copy one at a time.
-        cargo build --release -p "$server" --example server --quiet
-        cp target/release/examples/server "$bin/$server"
+        cargo build --profile measure -p "$server" --example server --quiet
+        cp target/measure/examples/server "$bin/$server"
     fi
 done
 

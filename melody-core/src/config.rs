@@ -153,14 +153,21 @@ pub struct Config {
     /// olahol/melody defaults to 512 bytes, its most reported surprise (its issue 69);
     /// 64 KiB fits chat and dashboard payloads while bounding memory per peer.
     pub max_message_size: usize,
-    /// Bound on the data lane of each session, in messages (256), queued plus in flight.
+    /// Bound on the data lane of each session, in messages (1,024), queued plus in flight.
+    ///
+    /// [`Config::message_buffer_bytes`] bounds the memory; this bounds the number of
+    /// entries (each costs a few dozen bytes of queue beside its payload, and the
+    /// queues are freed when a session goes idle). olahol/melody's 256 dropped 6–9% of
+    /// a 4,000-message burst to 100 subscribers on the smol and async-std executors,
+    /// whose scheduling can let a publisher's reads run ahead of its subscribers'
+    /// writes; 1,024 took the same burst without a loss (BENCHMARKS.md, "Burst").
     pub message_buffer_size: usize,
     /// Bound on the data lane of each session in wire bytes, queued plus in flight
     /// (1 MiB; `None` lifts it).
     ///
     /// Chosen so that normal use never meets it while a slow reader cannot pin much:
     /// it holds 16 messages at the default `max_message_size` (an echo of 64 KiB
-    /// messages), or all 256 messages of the count bound at 4 KiB each, more than chat
+    /// messages), or all 1,024 messages of the count bound at 1 KiB each, more than chat
     /// and dashboard traffic queues; a peer reading 1 MB/s drains it in a second, well
     /// inside `write_wait`. Without it, 256 messages of 64 KiB pinned 16 MiB per slow
     /// client (200 such clients took a server to 3 GB).
@@ -267,7 +274,7 @@ impl Default for Config {
             pong_wait: Duration::from_secs(60),
             ping_period: Duration::from_secs(54),
             max_message_size: 64 * 1024,
-            message_buffer_size: 256,
+            message_buffer_size: 1024,
             message_buffer_bytes: Some(1 << 20),
             drop_policy: DropPolicy::DropNewest,
             memory_budget: Some(1 << 30),
@@ -481,7 +488,7 @@ impl Config {
     #[rustfmt::skip]
     pub const SETTINGS: &'static [Setting] = &[
         setting("max-message-size", "BYTES", "largest incoming message (65536)"),
-        setting("buffer-size", "N", "outbox bound per session, in messages (256)"),
+        setting("buffer-size", "N", "outbox bound per session, in messages (1024)"),
         setting("buffer-bytes", "BYTES", "outbox bound per session, in bytes, or none (1048576)"),
         setting("drop-policy", "POLICY", "newest | oldest | disconnect: what a full outbox does (newest)"),
         setting("memory-budget", "BYTES", "bytes all sessions together may hold in outboxes and partial messages, or none (1073741824)"),

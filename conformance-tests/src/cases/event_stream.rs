@@ -256,7 +256,7 @@ fn big_index(event: &SseEvent) -> usize {
     i
 }
 
-/// The hook's `message_buffer_size(4)` bounds a stream's outbox (the config's is 256):
+/// The hook's `message_buffer_size(4)` bounds a stream's outbox (the config's is 1,024):
 /// while its client does not read, 64 KiB events fill the socket buffers, then the
 /// outbox, which never holds more than 4; then they are refused (`DropNewest`). Once
 /// the client reads, it receives exactly the events reported queued, and received +

@@ -186,7 +186,7 @@ pub fn slow_consumer_does_not_slow_fast_clients<B: Backend>() {
     );
     assert!(
         dropped > 0,
-        "16 MiB cannot fit in 256 messages and socket buffers"
+        "16 MiB cannot fit in one outbox (1 MiB) and socket buffers"
     );
     let all: u64 = fast_sessions
         .iter()
