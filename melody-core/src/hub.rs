@@ -837,6 +837,15 @@ impl<U> Hub<U> {
         self.get(id).map(|s| s.held_inbound_bytes())
     }
 
+    /// Whether a session holds a tungstenite context (for tests of the idle cost).
+    #[cfg(test)]
+    pub(crate) fn ws_allocated(&self, id: SessionId) -> Option<bool> {
+        self.get(id).map(|s| match &s.phase {
+            crate::session::Phase::Open { ws, .. } => ws.is_some(),
+            _ => false,
+        })
+    }
+
     /// Whether a session's inbound gate holds memory (for tests of the idle cost).
     #[cfg(test)]
     pub(crate) fn gate_allocated(&self, id: SessionId) -> bool {

@@ -12,6 +12,8 @@ mod handshake;
 pub mod history;
 mod http_page;
 mod hub;
+#[cfg(test)]
+mod idle_context_tests;
 mod inbound;
 mod keys;
 mod memory_stream;

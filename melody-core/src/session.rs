@@ -117,7 +117,9 @@ pub(crate) enum Phase {
         awaiting: Option<Box<Awaiting>>,
     },
     Open {
-        ws: Box<WebSocketContext>,
+        /// tungstenite's context; `None` while the session is idle (see `trim`): it is
+        /// made again, the same, at the next frame.
+        ws: Option<Box<WebSocketContext>>,
         reading: bool,
         /// Reads frame headers before tungstenite does (one pointer while idle).
         gate: InboundGate,
@@ -187,6 +189,9 @@ pub(crate) struct Meta {
     /// How this session compresses what it sends: the configured mode when it agreed
     /// to permessage-deflate, `Off` otherwise.
     pub(crate) compression: Compression,
+    /// The largest inbound message of this session if its admission set one (kept
+    /// here, since an idle session releases its tungstenite context).
+    pub(crate) max_message_size: Option<usize>,
 }
 
 /// One session's state machine (the hub owns many; applications see it through
@@ -303,6 +308,15 @@ pub enum Transmit {
     Finished,
 }
 
+/// tungstenite's settings for this session: the hub's, with its admission's message
+/// size limit if it set one.
+fn session_ws_config(hub: WebSocketConfig, meta: &Meta) -> WebSocketConfig {
+    match meta.max_message_size {
+        Some(max) => hub.max_message_size(Some(max)).max_frame_size(Some(max)),
+        None => hub,
+    }
+}
+
 impl<U> SessionMachine<U> {
     pub(crate) fn new(serial: u32, info: ConnectionInfo, user: U) -> Self {
         SessionMachine {
@@ -320,6 +334,7 @@ impl<U> SessionMachine<U> {
                 protocol: None,
                 deflate: None,
                 compression: Compression::Off,
+                max_message_size: None,
             }),
             user,
             topics: Vec::new(),
@@ -433,8 +448,15 @@ impl<U> SessionMachine<U> {
             self.events = VecDeque::new();
         }
         self.outbox.trim();
-        if let Phase::Open { gate, .. } = &mut self.phase {
+        if let Phase::Open { ws, reading, gate } = &mut self.phase {
             gate.trim(self.meta.deflate.as_ref());
+            // tungstenite holds nothing between messages (it gets whole frames and is
+            // read until it wants more), so a fresh context at the next frame is the
+            // same; not while closing, where its state remembers the close.
+            let quiet = *reading && !gate.message_in_progress() && !self.peer_closed;
+            if quiet && !self.outbox.is_sealed() {
+                *ws = None;
+            }
         }
         true
     }
@@ -634,12 +656,6 @@ impl<U> SessionMachine<U> {
         let Some(held) = awaiting.take() else {
             return (false, Outcome::default());
         };
-        if let Some(max) = admission.max_message_size {
-            ctx.ws_config = ctx
-                .ws_config
-                .max_message_size(Some(max))
-                .max_frame_size(Some(max));
-        }
         self.apply_overrides(admission);
         // The control lane goes out before the data lane: the 101 (or 200) precedes
         // whatever was published to the session's topics while it waited.
@@ -675,13 +691,18 @@ impl<U> SessionMachine<U> {
         if let Some(on) = admission.positions {
             self.positions = on;
         }
+        if let Some(max) = admission.max_message_size {
+            self.meta.max_message_size = Some(max);
+        }
     }
 
     /// Applies an admission's settings to a session already open (one an HTTP
     /// framework answered after judging its request).
     pub(crate) fn apply_admission(&mut self, admission: &crate::verdict::Admission) {
         self.apply_overrides(admission);
-        if let (Some(max), Phase::Open { ws, .. }) = (admission.max_message_size, &mut self.phase) {
+        if let (Some(max), Phase::Open { ws: Some(ws), .. }) =
+            (admission.max_message_size, &mut self.phase)
+        {
             ws.set_config(|config| {
                 config.max_message_size = Some(max);
                 config.max_frame_size = Some(max);
@@ -752,9 +773,8 @@ impl<U> SessionMachine<U> {
         if accept.deflate.is_some() {
             self.meta.compression = ctx.config.compression;
         }
-        let ws = WebSocketContext::new(Role::Server, Some(ctx.ws_config));
         self.phase = Phase::Open {
-            ws: Box::new(ws),
+            ws: None,
             reading: true,
             gate: InboundGate::default(),
         };
@@ -816,8 +836,9 @@ impl<U> SessionMachine<U> {
         if !*reading {
             return Outcome::default();
         }
+        let config = session_ws_config(ctx.ws_config, &self.meta);
         let rules = Rules {
-            max_message_size: ws.get_config().max_message_size.unwrap_or(usize::MAX),
+            max_message_size: config.max_message_size.unwrap_or(usize::MAX),
             deflate: self.meta.deflate,
         };
         ctx.scratch.clear();
@@ -835,6 +856,8 @@ impl<U> SessionMachine<U> {
                 }
             };
             let mut stream = MemoryStream::new(frame, ctx.scratch);
+            let ws = ws
+                .get_or_insert_with(|| Box::new(WebSocketContext::new(Role::Server, Some(config))));
             loop {
                 match ws.read(&mut stream) {
                     Ok(Message::Text(text)) => {
@@ -1099,6 +1122,10 @@ impl<U> SessionMachine<U> {
         match &mut self.phase {
             Phase::Handshake { .. } => (true, self.finish(ctx, None)),
             Phase::Open { ws, .. } if !self.outbox.is_sealed() => {
+                let config = session_ws_config(ctx.ws_config, &self.meta);
+                let ws = ws.get_or_insert_with(|| {
+                    Box::new(WebSocketContext::new(Role::Server, Some(config)))
+                });
                 let frame = CloseFrame {
                     code,
                     reason: Utf8Bytes::from(truncate_reason(reason).to_owned()),

@@ -1,0 +1,108 @@
+//! An idle session gives its tungstenite context back and makes it again, the same, at
+//! its next frame: seen through the crate-private accessor.
+
+use std::time::Instant;
+
+use crate::verdict::Admission;
+use crate::{Batch, Config, ConnectionInfo, Event, Hub, Keys, SessionError, SessionId, Transmit};
+
+const UPGRADE: &[u8] = b"GET /chat HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n\
+    Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+    Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+
+fn open(config: Config) -> (Hub<Keys>, SessionId, Instant) {
+    let t0 = Instant::now();
+    let mut hub = Hub::new(config, t0).expect("valid config");
+    let id = hub.open(t0, ConnectionInfo::default(), Keys::new());
+    hub.handle_input(id, t0, UPGRADE).expect("known session");
+    assert!(matches!(hub.poll_event(id), Some(Event::Connect)));
+    (hub, id, t0)
+}
+
+/// A masked frame (zero key, so the payload reads as sent) with a short length.
+fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126);
+    let mut f = vec![first, 0x80 | payload.len() as u8, 0, 0, 0, 0];
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Everything the session has to write now, written.
+fn written(hub: &mut Hub<Keys>, id: SessionId, now: Instant) -> Vec<u8> {
+    let mut batch = Batch::new();
+    let mut out = Vec::new();
+    while let Transmit::Write(_) = hub.poll_transmit(id, now, &mut batch) {
+        let n = batch.unwritten_bytes();
+        for buf in batch.iter() {
+            out.extend_from_slice(buf);
+        }
+        hub.handle_transmitted(id, now, n, &mut batch)
+            .expect("known session");
+    }
+    out
+}
+
+#[test]
+fn an_idle_session_holds_no_tungstenite_context_until_its_next_frame() {
+    let (mut hub, id, t0) = open(Config::default());
+    let _ = written(&mut hub, id, t0); // the 101
+    assert_eq!(
+        hub.ws_allocated(id),
+        Some(false),
+        "none before the first frame"
+    );
+    hub.handle_input(id, t0, &frame(0x81, b"hi"))
+        .expect("known session");
+    assert!(matches!(hub.poll_event(id), Some(Event::Text(t)) if t == "hi"));
+    assert_eq!(hub.ws_allocated(id), Some(true));
+    assert!(hub.trim(id));
+    assert_eq!(hub.ws_allocated(id), Some(false), "given back when idle");
+    // A ping after that is answered by the new context, as by the first.
+    hub.handle_input(id, t0, &frame(0x89, b"p"))
+        .expect("known session");
+    assert_eq!(written(&mut hub, id, t0), [0x8a, 1, b'p']);
+    hub.handle_input(id, t0, &frame(0x81, b"again"))
+        .expect("known session");
+    assert!(matches!(hub.poll_event(id), Some(Event::Text(t)) if t == "again"));
+}
+
+#[test]
+fn a_message_in_fragments_keeps_its_context_across_a_trim() {
+    let (mut hub, id, t0) = open(Config::default());
+    hub.handle_input(id, t0, &frame(0x01, b"hel"))
+        .expect("known session");
+    hub.trim(id);
+    assert_eq!(hub.ws_allocated(id), Some(true), "a message is under way");
+    hub.handle_input(id, t0, &frame(0x80, b"lo"))
+        .expect("known session");
+    assert!(matches!(hub.poll_event(id), Some(Event::Text(t)) if t == "hello"));
+}
+
+#[test]
+fn an_admissions_message_limit_outlives_the_context() {
+    let t0 = Instant::now();
+    let mut hub: Hub<Keys> = Hub::new(Config::default(), t0).expect("valid config");
+    hub.set_request_verdicts(true);
+    let id = hub.open(t0, ConnectionInfo::default(), Keys::new());
+    hub.handle_input(id, t0, UPGRADE).expect("known session");
+    assert!(matches!(hub.poll_event(id), Some(Event::Request)));
+    assert_eq!(
+        hub.admit(id, t0, Admission::new().max_message_size(4)),
+        Ok(true)
+    );
+    assert!(matches!(hub.poll_event(id), Some(Event::Connect)));
+    hub.handle_input(id, t0, &frame(0x81, b"1234"))
+        .expect("known session");
+    assert!(matches!(hub.poll_event(id), Some(Event::Text(_))));
+    assert!(hub.trim(id));
+    assert_eq!(hub.ws_allocated(id), Some(false));
+    hub.handle_input(id, t0, &frame(0x81, b"12345"))
+        .expect("known session");
+    assert_eq!(
+        hub.poll_event(id),
+        Some(Event::Error(SessionError::MessageTooBig {
+            size: 5,
+            max: 4
+        }))
+    );
+}
