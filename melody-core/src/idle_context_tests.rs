@@ -3,21 +3,9 @@
 
 use std::time::Instant;
 
+use crate::test_support::{open, UPGRADE};
 use crate::verdict::Admission;
 use crate::{Batch, Config, ConnectionInfo, Event, Hub, Keys, SessionError, SessionId, Transmit};
-
-const UPGRADE: &[u8] = b"GET /chat HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n\
-    Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
-    Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
-
-fn open(config: Config) -> (Hub<Keys>, SessionId, Instant) {
-    let t0 = Instant::now();
-    let mut hub = Hub::new(config, t0).expect("valid config");
-    let id = hub.open(t0, ConnectionInfo::default(), Keys::new());
-    hub.handle_input(id, t0, UPGRADE).expect("known session");
-    assert!(matches!(hub.poll_event(id), Some(Event::Connect)));
-    (hub, id, t0)
-}
 
 /// A masked frame (zero key, so the payload reads as sent) with a short length.
 fn frame(first: u8, payload: &[u8]) -> Vec<u8> {

@@ -25,6 +25,8 @@ mod session;
 mod session_view;
 pub mod sse;
 mod target;
+#[cfg(test)]
+mod test_support;
 mod timers;
 mod topics;
 mod verdict;

@@ -1,21 +1,7 @@
 //! The gate's memory, seen through the crate-private held-bytes accessor.
 
-use std::time::Instant;
-
-use crate::{Config, ConnectionInfo, Event, Hub, Keys, SessionError, SessionId};
-
-const UPGRADE: &[u8] = b"GET /chat HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n\
-    Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
-    Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
-
-fn open(config: Config) -> (Hub<Keys>, SessionId, Instant) {
-    let t0 = Instant::now();
-    let mut hub = Hub::new(config, t0).expect("valid config");
-    let id = hub.open(t0, ConnectionInfo::default(), Keys::new());
-    hub.handle_input(id, t0, UPGRADE).expect("known session");
-    assert!(matches!(hub.poll_event(id), Some(Event::Connect)));
-    (hub, id, t0)
-}
+use crate::test_support::open;
+use crate::{Config, Event, SessionError};
 
 /// A masked header (zero key) in the 64-bit length form.
 fn header_64(first: u8, len: u64) -> Vec<u8> {
