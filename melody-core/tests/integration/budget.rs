@@ -17,27 +17,6 @@ fn ten(i: usize) -> Prepared {
     Prepared::text(format!("{i:0>10}"))
 }
 
-fn queued(n: usize) -> Delivery {
-    Delivery {
-        queued: n,
-        ..Delivery::default()
-    }
-}
-
-fn dropped(n: usize) -> Delivery {
-    Delivery {
-        dropped: n,
-        ..Delivery::default()
-    }
-}
-
-/// A client that stopped reading: everything sent to it stays held.
-fn stalled(s: &mut Sim) -> SessionId {
-    let id = s.connect();
-    s.peer(id).reading = Reading::Stalled;
-    id
-}
-
 fn dropped_events(p: &Peer) -> u64 {
     p.events
         .iter()

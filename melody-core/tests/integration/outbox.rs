@@ -19,34 +19,6 @@ fn texts(range: impl IntoIterator<Item = usize>) -> Vec<String> {
     range.into_iter().map(|i| format!("m{i}")).collect()
 }
 
-fn queued(n: usize) -> Delivery {
-    Delivery {
-        queued: n,
-        ..Delivery::default()
-    }
-}
-
-fn dropped(n: usize) -> Delivery {
-    Delivery {
-        dropped: n,
-        ..Delivery::default()
-    }
-}
-
-fn closed(n: usize) -> Delivery {
-    Delivery {
-        closed: n,
-        ..Delivery::default()
-    }
-}
-
-/// A tungstenite client that has stopped reading.
-fn stalled(s: &mut Sim) -> SessionId {
-    let id = s.connect();
-    s.peer(id).reading = Reading::Stalled;
-    id
-}
-
 /// Lets a stalled peer read everything from now on.
 fn unstall(s: &mut Sim, id: SessionId) {
     s.peer(id).reading = Reading::All;

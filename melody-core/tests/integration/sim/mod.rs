@@ -13,7 +13,7 @@ use std::io::{self, Read, Write};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use melody_core::{Batch, Config, ConnectionInfo, Event, Hub, Keys, SessionId, Transmit};
+use melody_core::{Batch, Config, ConnectionInfo, Delivery, Event, Hub, Keys, SessionId, Transmit};
 use tungstenite::protocol::Role;
 use tungstenite::{Message, WebSocket};
 
@@ -598,4 +598,35 @@ pub fn step_bytes(steps: &[Step]) -> Vec<u8> {
             _ => Vec::new(),
         })
         .collect()
+}
+
+/// A `Delivery` of `n` queued messages and nothing else.
+pub fn queued(n: usize) -> Delivery {
+    Delivery {
+        queued: n,
+        ..Delivery::default()
+    }
+}
+
+/// A `Delivery` of `n` dropped messages and nothing else.
+pub fn dropped(n: usize) -> Delivery {
+    Delivery {
+        dropped: n,
+        ..Delivery::default()
+    }
+}
+
+/// A `Delivery` of `n` messages to closed sessions and nothing else.
+pub fn closed(n: usize) -> Delivery {
+    Delivery {
+        closed: n,
+        ..Delivery::default()
+    }
+}
+
+/// A tungstenite client that has stopped reading: everything sent to it stays held.
+pub fn stalled(s: &mut Sim) -> SessionId {
+    let id = s.connect();
+    s.peer(id).reading = Reading::Stalled;
+    id
 }
