@@ -21,7 +21,20 @@ pub(crate) struct MemoryBudget {
     /// Outbox bytes claimed by `claim` since the last `settle`, which must not count
     /// them again.
     claimed: usize,
+    /// Bytes counted in `shared` that this hub has taken but does not hold: a message
+    /// queued or freed moves bytes between `local` and here, without an atomic
+    /// operation on the shared count (two per delivery otherwise, which a broadcast
+    /// to a thousand sessions felt). At most `2 × chunk`; other hubs see it as held,
+    /// so the limit is never exceeded.
+    credit: usize,
+    /// Bytes taken from the shared count beyond the need, when they fit: 64 KiB, or
+    /// 1/1024 of a smaller limit, so a hub's spare never keeps more than 1/512 of the
+    /// limit from the others.
+    chunk: usize,
 }
+
+/// The most a hub takes from the shared count beyond what it needs.
+const CREDIT_CHUNK: usize = 64 * 1024;
 
 impl MemoryBudget {
     pub(crate) fn new(limit: Option<usize>) -> Self {
@@ -31,20 +44,25 @@ impl MemoryBudget {
             local: 0,
             refused: 0,
             claimed: 0,
+            credit: 0,
+            chunk: limit.map_or(CREDIT_CHUNK, |limit| (limit / 1024).min(CREDIT_CHUNK)),
         }
     }
 
     /// Counts against `counter` from now on, carrying over what this hub holds.
     pub(crate) fn share(&mut self, counter: Arc<AtomicUsize>) {
-        self.shared.fetch_sub(self.local, Ordering::Relaxed);
-        counter.fetch_add(self.local, Ordering::Relaxed);
+        let taken = self.local + self.credit;
+        self.shared.fetch_sub(taken, Ordering::Relaxed);
+        counter.fetch_add(taken, Ordering::Relaxed);
         self.shared = counter;
     }
 
     /// Bytes still free under the limit (`usize::MAX` when unbounded).
     pub(crate) fn room(&self) -> usize {
         match self.limit {
-            Some(limit) => limit.saturating_sub(self.shared.load(Ordering::Relaxed)),
+            Some(limit) => limit
+                .saturating_sub(self.shared.load(Ordering::Relaxed))
+                .saturating_add(self.credit),
             None => usize::MAX,
         }
     }
@@ -53,25 +71,42 @@ impl MemoryBudget {
     /// they do not. The caller refuses the data then (see `Config::memory_budget`).
     /// Partial inbound messages reserve as their bytes arrive.
     pub(crate) fn reserve(&mut self, n: usize) -> bool {
-        let fits = self
-            .shared
+        if n > self.credit {
+            let need = n - self.credit;
+            // A chunk beyond the need when it fits, else exactly the need.
+            let grabbed = [need.saturating_add(self.chunk), need]
+                .into_iter()
+                .find(|&want| self.take_shared(want));
+            let Some(grabbed) = grabbed else {
+                return false;
+            };
+            self.credit += grabbed;
+        }
+        self.credit -= n;
+        self.local += n;
+        true
+    }
+
+    /// Adds `n` to the shared count if the result is within the limit.
+    fn take_shared(&self, n: usize) -> bool {
+        self.shared
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
                 let after = held.checked_add(n)?;
                 self.limit
                     .is_none_or(|limit| after <= limit)
                     .then_some(after)
             })
-            .is_ok();
-        if fits {
-            self.local += n;
-        }
-        fits
+            .is_ok()
     }
 
     /// Takes `n` bytes whatever the limit: for data already admitted against
     /// [`MemoryBudget::room`] (the outboxes settle their count after each operation).
     pub(crate) fn force_reserve(&mut self, n: usize) {
-        self.shared.fetch_add(n, Ordering::Relaxed);
+        if n > self.credit {
+            self.shared.fetch_add(n - self.credit, Ordering::Relaxed);
+            self.credit = n;
+        }
+        self.credit -= n;
         self.local += n;
     }
 
@@ -79,7 +114,12 @@ impl MemoryBudget {
     pub(crate) fn release(&mut self, n: usize) {
         let n = n.min(self.local);
         self.local -= n;
-        self.shared.fetch_sub(n, Ordering::Relaxed);
+        self.credit += n;
+        if self.credit > 2 * self.chunk {
+            let surplus = self.credit - self.chunk;
+            self.shared.fetch_sub(surplus, Ordering::Relaxed);
+            self.credit = self.chunk;
+        }
     }
 
     /// Claims `n` bytes of a message about to be queued, atomically: shards share the
@@ -170,5 +210,39 @@ mod tests {
         budget.release(9);
         assert_eq!(budget.held(), 0);
         assert_eq!(budget.room(), usize::MAX);
+    }
+
+    #[test]
+    fn a_hub_keeps_a_bounded_spare_and_other_hubs_see_it_as_held() {
+        let limit = 64 * 1024 * 1024;
+        let counter = Arc::new(AtomicUsize::new(0));
+        let (mut a, mut b) = (
+            MemoryBudget::new(Some(limit)),
+            MemoryBudget::new(Some(limit)),
+        );
+        a.share(counter.clone());
+        b.share(counter.clone());
+        assert!(a.reserve(100));
+        assert_eq!(
+            counter.load(Ordering::Relaxed),
+            100 + CREDIT_CHUNK,
+            "a chunk spare"
+        );
+        // Queued and freed within the spare: the shared count does not move.
+        for _ in 0..1000 {
+            assert!(a.reserve(66));
+            a.release(66);
+        }
+        assert_eq!(counter.load(Ordering::Relaxed), 100 + CREDIT_CHUNK);
+        assert_eq!(a.held(), 100);
+        // Freeing much gives back all but one chunk.
+        assert!(a.reserve(10 * CREDIT_CHUNK));
+        a.release(10 * CREDIT_CHUNK + 100);
+        assert_eq!(counter.load(Ordering::Relaxed), CREDIT_CHUNK);
+        // The other hub may take everything but a's spare, and no more.
+        assert!(b.reserve(limit - CREDIT_CHUNK));
+        assert!(!b.reserve(1));
+        assert_eq!(b.room(), 0, "a's spare counts as held");
+        assert_eq!(counter.load(Ordering::Relaxed), limit);
     }
 }

@@ -191,6 +191,11 @@ pub struct Config {
     /// its own, although a broadcast's frame is one shared buffer: the bound is for
     /// the worst case, distinct messages per session (an echo), which is what a
     /// hostile client can make. 1 GiB is 1024 full default outboxes.
+    ///
+    /// A hub takes budget from the shared count a little ahead of need (up to
+    /// 64 KiB, and at most 1/1024 of the budget, kept twice at most), so a message
+    /// queued and written costs no atomic operation: with several shards, one may
+    /// refuse up to that much before the budget is reached, never after.
     pub memory_budget: Option<usize>,
     /// Largest handshake request, request line and headers (8 KiB).
     pub max_handshake_size: usize,

@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use crate::batch::Batch;
 use crate::config::DropPolicy;
-use crate::prepared::Prepared;
+use crate::prepared::{MessageKind, Prepared};
 
 /// Most unsent pongs kept; older ones are dropped first.
 pub(crate) const MAX_PENDING_PONGS: usize = 16;
@@ -45,11 +45,47 @@ pub(crate) struct Bounds {
 
 /// A data message in the lane, and the form it takes on the wire.
 #[derive(Debug)]
-pub(crate) struct Outgoing {
-    /// The uncompressed frame: what goes out unless `wire` says otherwise, and what
-    /// `Sent` events report.
-    msg: Prepared,
-    wire: Wire,
+pub(crate) enum Outgoing {
+    /// A small plain frame, copied in: queuing and writing it take no reference count
+    /// (an atomic increment per recipient, and the decrement once written, otherwise)
+    /// and it is copied out beside its neighbours (see `Batch`).
+    Inline(InlineFrame),
+    /// A frame shared by reference.
+    Shared {
+        /// The uncompressed frame: what goes out unless `wire` says otherwise, and
+        /// what `Sent` events report.
+        msg: Prepared,
+        wire: Wire,
+    },
+}
+
+/// Frames up to this size are queued as copies: as many bytes as fit in the size of
+/// a shared entry (80 bytes; a test holds it there), so copies cost the lane no
+/// memory. Payloads up to 66 bytes: cursor positions, presence, small readings.
+pub(crate) const INLINE_AT_MOST: usize = 68;
+
+/// A small frame's bytes, held in the lane's entry.
+#[derive(Debug)]
+pub(crate) struct InlineFrame {
+    bytes: [u8; INLINE_AT_MOST],
+    len: u8,
+    header_len: u8,
+    kind: MessageKind,
+}
+
+impl InlineFrame {
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// The message as shared bytes again (for a `Sent` event turned on meanwhile).
+    fn to_prepared(&self) -> Prepared {
+        Prepared::from_parts(
+            Bytes::copy_from_slice(self.as_slice()),
+            self.header_len,
+            self.kind,
+        )
+    }
 }
 
 /// How a queued data message goes on the wire.
@@ -67,15 +103,36 @@ pub(crate) enum Wire {
 
 impl Outgoing {
     pub(crate) fn new(msg: Prepared, wire: Wire) -> Self {
-        Outgoing { msg, wire }
+        Outgoing::Shared { msg, wire }
+    }
+
+    /// `frame` as it is: copied in when small and no `Sent` event will need it
+    /// (`keep`), else shared.
+    pub(crate) fn plain(frame: &Prepared, keep: bool) -> Self {
+        let bytes = frame.frame();
+        if keep || bytes.len() > INLINE_AT_MOST {
+            return Outgoing::new(frame.clone(), Wire::Plain);
+        }
+        let mut inline = InlineFrame {
+            bytes: [0; INLINE_AT_MOST],
+            len: bytes.len() as u8,
+            header_len: frame.header_len(),
+            kind: frame.kind(),
+        };
+        inline.bytes[..bytes.len()].copy_from_slice(bytes);
+        Outgoing::Inline(inline)
     }
 
     /// Bytes it takes in the lane: the compressed size when known, else the
     /// uncompressed frame's.
     pub(crate) fn wire_len(&self) -> usize {
-        match &self.wire {
-            Wire::Deflated(frame) => frame.len(),
-            Wire::Plain | Wire::DeflateOnTransmit => self.msg.wire_len(),
+        match self {
+            Outgoing::Inline(inline) => usize::from(inline.len),
+            Outgoing::Shared {
+                wire: Wire::Deflated(frame),
+                ..
+            } => frame.len(),
+            Outgoing::Shared { msg, .. } => msg.wire_len(),
         }
     }
 }
@@ -90,67 +147,132 @@ impl From<Prepared> for Outgoing {
 /// [`Batch`], in the same order.
 #[derive(Debug)]
 enum Flight {
-    Control,
-    Data {
-        wire_len: usize,
-        /// Kept only while `Sent` events are on: the event needs the payload.
-        msg: Option<Prepared>,
+    Control {
+        len: usize,
     },
-    Close,
+    /// `count` data messages one after another, their lengths at the front of
+    /// `Outbox::run_lens`: one entry for a run of them (no `Sent` events), so the
+    /// drain side's bookkeeping per message is one length.
+    Run {
+        count: usize,
+    },
+    /// A data message kept until it is written, for its `Sent` event.
+    Kept {
+        wire_len: usize,
+        msg: Prepared,
+    },
+    Close {
+        len: usize,
+    },
+}
+
+impl Flight {
+    /// Its bytes in the batch (small frames share a buffer there).
+    fn len(&self) -> usize {
+        match self {
+            Flight::Control { len } | Flight::Close { len } => *len,
+            Flight::Kept { wire_len, .. } => *wire_len,
+            // A run is accounted message by message (see `Outbox::transmitted`).
+            Flight::Run { .. } => 0,
+        }
+    }
 }
 
 /// Something the transport finished writing.
 #[derive(Debug)]
 pub(crate) enum Completed {
-    /// A data message, fully written (the message itself if it was kept).
-    Data(Option<Prepared>),
+    /// `count` data messages, fully written (the message itself if it was kept: then
+    /// `count` is 1).
+    Data { count: usize, msg: Option<Prepared> },
     /// The close frame, fully written.
     Close,
 }
 
+/// A session's outbound queue. Its counters are inline; its lanes are boxed and exist
+/// only while something is queued or in flight (see `Outbox::trim`): an idle session
+/// holds one pointer for them.
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
+    lanes: Option<Box<Lanes>>,
+    /// Wire bytes of data messages queued or in flight.
+    data_bytes: usize,
+    data_in_flight: usize,
+    sealed: bool,
+    /// An empty close was reached with nothing left in flight.
+    closed_without_bytes: bool,
+}
+
+/// What the outbox queues and has in flight.
+#[derive(Debug, Default)]
+struct Lanes {
+    data: VecDeque<Outgoing>,
+    /// Handed to the transport, in order; the batch holds their unwritten bytes.
+    in_flight: VecDeque<Flight>,
     control: VecDeque<Bytes>,
     /// Unsent pongs, at most `MAX_PENDING_PONGS`: a ping flood cannot grow the outbox.
     pongs: VecDeque<Bytes>,
-    data: VecDeque<Outgoing>,
     /// The last thing to write; empty for a session whose end needs no bytes (an event
     /// stream whose HTTP framing is an HTTP framework's): it is done once everything
     /// before it is written.
     close: Option<Bytes>,
-    sealed: bool,
-    /// An empty close was reached with nothing left in flight.
-    closed_without_bytes: bool,
-    /// Handed to the transport, in order; the batch holds their unwritten bytes.
-    in_flight: VecDeque<Flight>,
-    data_in_flight: usize,
-    /// Wire bytes of data messages queued or in flight.
-    data_bytes: usize,
+    /// The wire lengths of the data messages in `Flight::Run`s, in order.
+    run_lens: VecDeque<usize>,
+    /// Bytes of the first in-flight item already written.
+    front_written: usize,
+}
+
+impl Lanes {
+    fn has_unsent(&self) -> bool {
+        !self.control.is_empty()
+            || !self.pongs.is_empty()
+            || !self.data.is_empty()
+            || self.close.is_some()
+    }
+
+    /// Accounts one more data message of `wire_len` bytes in flight, in the run at the
+    /// back if there is one.
+    fn extend_run(&mut self, wire_len: usize) {
+        self.run_lens.push_back(wire_len);
+        match self.in_flight.back_mut() {
+            Some(Flight::Run { count }) => *count += 1,
+            _ => self.in_flight.push_back(Flight::Run { count: 1 }),
+        }
+    }
 }
 
 impl Outbox {
+    fn lanes(&mut self) -> &mut Lanes {
+        self.lanes.get_or_insert_with(Box::default)
+    }
+
     pub(crate) fn push_control(&mut self, frame: Bytes) {
-        self.control.push_back(frame);
+        self.lanes().control.push_back(frame);
     }
 
     /// Queues a pong; past `MAX_PENDING_PONGS` unsent ones, the oldest is dropped
     /// (RFC 6455 §5.5.3 allows answering only the latest ping). Peers that send a few
     /// pings at once get every answer, as Autobahn's cases 2.10 and 2.11 check.
     pub(crate) fn push_pong(&mut self, frame: Bytes) {
-        if self.pongs.len() >= MAX_PENDING_PONGS {
-            self.pongs.pop_front();
+        let pongs = &mut self.lanes().pongs;
+        if pongs.len() >= MAX_PENDING_PONGS {
+            pongs.pop_front();
         }
-        self.pongs.push_back(frame);
+        pongs.push_back(frame);
     }
 
     /// Whether a ping is already waiting in the control lane (pings are not stacked).
     pub(crate) fn has_queued_control(&self) -> bool {
-        !self.control.is_empty()
+        self.lanes.as_ref().is_some_and(|l| !l.control.is_empty())
+    }
+
+    /// Data messages queued, not yet handed to the transport.
+    fn queued_len(&self) -> usize {
+        self.lanes.as_ref().map_or(0, |l| l.data.len())
     }
 
     /// Data messages queued or in flight: what counts against the bound.
     pub(crate) fn data_len(&self) -> usize {
-        self.data.len() + self.data_in_flight
+        self.queued_len() + self.data_in_flight
     }
 
     /// Wire bytes of the data messages queued or in flight: what counts against the
@@ -165,20 +287,17 @@ impl Outbox {
 
     /// Whether anything is queued or in flight.
     pub(crate) fn is_empty(&self) -> bool {
-        self.in_flight.is_empty() && !self.has_unsent()
+        !self.has_in_flight() && !self.has_unsent()
     }
 
     /// Whether the driver holds bytes of this outbox that it has not reported written.
     pub(crate) fn has_in_flight(&self) -> bool {
-        !self.in_flight.is_empty()
+        self.lanes.as_ref().is_some_and(|l| !l.in_flight.is_empty())
     }
 
     /// Whether anything waits to be handed to the transport.
     pub(crate) fn has_unsent(&self) -> bool {
-        !self.control.is_empty()
-            || !self.pongs.is_empty()
-            || !self.data.is_empty()
-            || self.close.is_some()
+        self.lanes.as_ref().is_some_and(|l| l.has_unsent())
     }
 
     /// Offers a data message under the bounds and policy, with no memory budget.
@@ -227,7 +346,8 @@ impl Outbox {
                         lane_fits(count, bytes) && len <= budget_room.saturating_add(held - bytes)
                     };
                     let (mut count, mut bytes) = (self.data_len(), self.data_bytes);
-                    for old in &self.data {
+                    let queued = self.lanes.as_ref().map(|l| &l.data);
+                    for old in queued.into_iter().flatten() {
                         if room(count, bytes) {
                             break;
                         }
@@ -238,21 +358,26 @@ impl Outbox {
                     if !room(count, bytes) {
                         return Admit::Dropped;
                     }
-                    for old in self.data.drain(..evicted) {
-                        self.data_bytes -= old.wire_len();
+                    if let Some(lanes) = self.lanes.as_mut() {
+                        for old in lanes.data.drain(..evicted) {
+                            self.data_bytes -= old.wire_len();
+                        }
                     }
                 }
             }
         }
         self.data_bytes += len;
-        self.data.push_back(msg);
+        self.lanes().data.push_back(msg);
         Admit::Queued { evicted }
     }
 
     /// Discards the queued (not in-flight) data; returns how many messages.
     pub(crate) fn discard_queued_data(&mut self) -> usize {
-        let n = self.data.len();
-        for msg in self.data.drain(..) {
+        let Some(lanes) = self.lanes.as_mut() else {
+            return 0;
+        };
+        let n = lanes.data.len();
+        for msg in lanes.data.drain(..) {
             self.data_bytes -= msg.wire_len();
         }
         n
@@ -265,7 +390,7 @@ impl Outbox {
             return false;
         }
         self.sealed = true;
-        self.close = Some(frame);
+        self.lanes().close = Some(frame);
         true
     }
 
@@ -285,14 +410,30 @@ impl Outbox {
         keep_messages: bool,
         mut deflate: impl FnMut(&Prepared) -> Bytes,
     ) -> usize {
+        let Some(lanes) = self.lanes.as_deref_mut() else {
+            return 0;
+        };
         let mut moved = 0;
+        let mut batch = batch.fill();
         while moved < MAX_TRANSMIT_ITEMS {
-            let (bytes, flight) = if let Some(c) = self.control.pop_front() {
-                (c, Flight::Control)
-            } else if let Some(p) = self.pongs.pop_front() {
-                (p, Flight::Control)
-            } else if let Some(Outgoing { msg, wire }) = self.data.pop_front() {
+            let (bytes, flight) = if let Some(c) = lanes.control.pop_front() {
+                let len = c.len();
+                (c, Flight::Control { len })
+            } else if let Some(p) = lanes.pongs.pop_front() {
+                let len = p.len();
+                (p, Flight::Control { len })
+            } else if let Some(out) = lanes.data.pop_front() {
                 self.data_in_flight += 1;
+                let (msg, wire) = match out {
+                    Outgoing::Inline(inline) if !keep_messages => {
+                        lanes.extend_run(inline.as_slice().len());
+                        batch.push_copy(inline.as_slice());
+                        moved += 1;
+                        continue;
+                    }
+                    Outgoing::Inline(inline) => (inline.to_prepared(), Wire::Plain),
+                    Outgoing::Shared { msg, wire } => (msg, wire),
+                };
                 let frame = match wire {
                     Wire::Deflated(frame) => frame,
                     Wire::DeflateOnTransmit => {
@@ -303,33 +444,36 @@ impl Outbox {
                     }
                     Wire::Plain if keep_messages => msg.frame().clone(),
                     Wire::Plain => {
-                        let wire_len = msg.wire_len();
-                        self.in_flight.push_back(Flight::Data {
-                            wire_len,
-                            msg: None,
-                        });
+                        lanes.extend_run(msg.wire_len());
                         batch.push(msg.into_frame());
                         moved += 1;
                         continue;
                     }
                 };
-                let flight = Flight::Data {
+                if !keep_messages {
+                    lanes.extend_run(frame.len());
+                    batch.push(frame);
+                    moved += 1;
+                    continue;
+                }
+                let flight = Flight::Kept {
                     wire_len: frame.len(),
-                    msg: keep_messages.then_some(msg),
+                    msg,
                 };
                 (frame, flight)
-            } else if self.close.as_ref().is_some_and(Bytes::is_empty) {
-                if self.in_flight.is_empty() {
-                    self.close = None;
+            } else if lanes.close.as_ref().is_some_and(Bytes::is_empty) {
+                if lanes.in_flight.is_empty() {
+                    lanes.close = None;
                     self.closed_without_bytes = true;
                 }
                 break;
-            } else if let Some(c) = self.close.take() {
-                (c, Flight::Close)
+            } else if let Some(c) = lanes.close.take() {
+                let len = c.len();
+                (c, Flight::Close { len })
             } else {
                 break;
             };
-            self.in_flight.push_back(flight);
+            lanes.in_flight.push_back(flight);
             batch.push(bytes);
             moved += 1;
         }
@@ -346,50 +490,100 @@ impl Outbox {
     pub(crate) fn transmitted(
         &mut self,
         batch: &mut Batch,
-        mut n: usize,
+        n: usize,
         mut done: impl FnMut(Completed),
     ) {
-        while n > 0 {
-            let Some(left) = batch.front_len() else {
-                break;
-            };
-            if n < left {
-                batch.advance_front(n);
+        let taken = batch.consume(n);
+        let Some(lanes) = self.lanes.as_deref_mut() else {
+            return;
+        };
+        lanes.front_written += taken;
+        while let Some(front) = lanes.in_flight.front_mut() {
+            if let Flight::Run { count } = front {
+                // Every message of the run written in full counts as sent.
+                let (mut sent, mut sent_bytes) = (0, 0);
+                while sent < *count {
+                    let Some(&len) = lanes.run_lens.front() else {
+                        break;
+                    };
+                    if lanes.front_written < len {
+                        break;
+                    }
+                    lanes.front_written -= len;
+                    sent_bytes += len;
+                    sent += 1;
+                    lanes.run_lens.pop_front();
+                }
+                *count -= sent;
+                let run_done = *count == 0;
+                if sent > 0 {
+                    self.data_in_flight = self.data_in_flight.saturating_sub(sent);
+                    self.data_bytes = self.data_bytes.saturating_sub(sent_bytes);
+                    done(Completed::Data {
+                        count: sent,
+                        msg: None,
+                    });
+                }
+                if !run_done {
+                    return;
+                }
+                lanes.in_flight.pop_front();
+                continue;
+            }
+            let len = front.len();
+            if lanes.front_written < len {
                 return;
             }
-            n -= left;
-            batch.pop_front();
-            match self.in_flight.pop_front() {
-                Some(Flight::Control) | None => {}
-                Some(Flight::Data { wire_len, msg }) => {
+            lanes.front_written -= len;
+            match lanes.in_flight.pop_front() {
+                Some(Flight::Control { .. } | Flight::Run { .. }) | None => {}
+                Some(Flight::Kept { wire_len, msg }) => {
                     self.data_in_flight = self.data_in_flight.saturating_sub(1);
                     self.data_bytes = self.data_bytes.saturating_sub(wire_len);
-                    done(Completed::Data(msg));
+                    done(Completed::Data {
+                        count: 1,
+                        msg: Some(msg),
+                    });
                 }
-                Some(Flight::Close) => done(Completed::Close),
+                Some(Flight::Close { .. }) => done(Completed::Close),
             }
         }
     }
 
-    /// Frees the memory of empty lanes (an idle session keeps none).
+    /// Frees the memory of empty lanes (an idle session keeps none): all of them when
+    /// nothing is queued or in flight.
     pub(crate) fn trim(&mut self) {
-        if self.control.is_empty() {
-            self.control = VecDeque::new();
+        let Some(lanes) = self.lanes.as_deref_mut() else {
+            return;
+        };
+        if lanes.in_flight.is_empty() && !lanes.has_unsent() {
+            self.lanes = None;
+            return;
         }
-        if self.pongs.is_empty() {
-            self.pongs = VecDeque::new();
+        if lanes.control.is_empty() {
+            lanes.control = VecDeque::new();
         }
-        if self.data.is_empty() {
-            self.data = VecDeque::new();
+        if lanes.pongs.is_empty() {
+            lanes.pongs = VecDeque::new();
         }
-        if self.in_flight.is_empty() {
-            self.in_flight = VecDeque::new();
+        if lanes.data.is_empty() {
+            lanes.data = VecDeque::new();
         }
+        if lanes.in_flight.is_empty() {
+            lanes.in_flight = VecDeque::new();
+            lanes.run_lens = VecDeque::new();
+        }
+    }
+
+    /// Whether the lanes are allocated (for tests of what an idle session holds).
+    #[cfg(test)]
+    pub(crate) fn holds_lanes(&self) -> bool {
+        self.lanes.is_some()
     }
 
     /// Empties everything; returns how many data messages were never fully written.
     pub(crate) fn clear(&mut self) -> usize {
-        let lost = self.data.len() + self.data_in_flight;
+        let lost = self.data_len();
         *self = Outbox {
             sealed: true,
             ..Outbox::default()
@@ -546,25 +740,126 @@ mod tests {
         assert_eq!(o.push_data(Prepared::text("late"), b), Admit::Closed);
         let mut out = Batch::new();
         assert_eq!(o.transmit(&mut out, false), 1 + MAX_PENDING_PONGS + 2);
-        let written = frames(&out);
-        assert_eq!(&written[0][..], b"PING");
-        assert_eq!(
-            &written[1][..],
-            b"PONG04",
-            "the 4 oldest of 20 pongs were dropped"
-        );
-        assert_eq!(&written[MAX_PENDING_PONGS][..], b"PONG19");
-        assert_eq!(&written[MAX_PENDING_PONGS + 2][..], b"CLOSE");
+        let mut expected = b"PING".to_vec();
+        // The 4 oldest of 20 pongs were dropped.
+        for i in 4..20 {
+            expected.extend_from_slice(format!("PONG{i:02}").as_bytes());
+        }
+        expected.extend_from_slice(Prepared::text("data").frame());
+        expected.extend_from_slice(b"CLOSE");
+        assert_eq!(frames(&out).concat(), expected);
         let mut done = Vec::new();
         o.transmitted(&mut out, 4 + 6 * MAX_PENDING_PONGS + 3, |c| done.push(c));
         assert!(done.is_empty(), "data frame only partly written");
         assert_eq!(
-            frames(&out),
-            vec![b"ata".to_vec(), b"CLOSE".to_vec()],
+            frames(&out).concat(),
+            b"ataCLOSE".to_vec(),
             "the batch keeps the unwritten rest of the data frame"
         );
         o.transmitted(&mut out, 3 + 5, |c| done.push(c));
-        assert!(matches!(done[..], [Completed::Data(_), Completed::Close]));
+        assert!(matches!(
+            done[..],
+            [Completed::Data { count: 1, .. }, Completed::Close]
+        ));
         assert!(o.is_empty());
+    }
+
+    #[test]
+    fn a_run_counts_each_message_once_it_is_written_in_full() {
+        let mut o = Outbox::default();
+        let b = bounds(8, DropPolicy::DropNewest);
+        for text in ["12345", "1", "12345"] {
+            let _ = o.push_data(Prepared::text(text), b);
+        }
+        let mut out = Batch::new();
+        assert_eq!(o.transmit(&mut out, false), 3);
+        assert_eq!(
+            o.lanes.as_ref().map(|l| l.in_flight.len()),
+            Some(1),
+            "one entry for the run"
+        );
+        let sent = |o: &mut Outbox, out: &mut Batch, n| {
+            let mut counts = Vec::new();
+            o.transmitted(out, n, |c| {
+                if let Completed::Data { count, .. } = c {
+                    counts.push(count);
+                }
+            });
+            counts
+        };
+        // 7 + 3 + 7 wire bytes.
+        assert_eq!(sent(&mut o, &mut out, 6), Vec::<usize>::new());
+        assert_eq!(o.data_len(), 3);
+        assert_eq!(
+            sent(&mut o, &mut out, 5),
+            vec![2],
+            "the first two, in one report"
+        );
+        assert_eq!((o.data_len(), o.data_bytes()), (1, 7));
+        assert_eq!(sent(&mut o, &mut out, 6), vec![1]);
+        assert!(o.is_empty() && out.is_empty());
+    }
+
+    #[test]
+    fn a_small_frame_is_queued_as_a_copy_no_larger_than_a_shared_entry() {
+        assert!(std::mem::size_of::<Outgoing>() <= 80);
+        let small = Prepared::text("x".repeat(INLINE_AT_MOST - 2));
+        assert!(matches!(
+            Outgoing::plain(&small, false),
+            Outgoing::Inline(_)
+        ));
+        assert!(matches!(
+            Outgoing::plain(&small, true),
+            Outgoing::Shared { .. }
+        ));
+        let large = Prepared::text("x".repeat(INLINE_AT_MOST - 1));
+        assert!(matches!(
+            Outgoing::plain(&large, false),
+            Outgoing::Shared { .. }
+        ));
+        let mut o = Outbox::default();
+        let b = bounds(8, DropPolicy::DropNewest);
+        let _ = o.push_data(Outgoing::plain(&small, false), b);
+        let _ = o.push_data(Outgoing::plain(&large, false), b);
+        assert_eq!(o.data_bytes(), small.wire_len() + large.wire_len());
+        let mut out = Batch::new();
+        o.transmit(&mut out, false);
+        let mut expected = small.frame().to_vec();
+        expected.extend_from_slice(large.frame());
+        assert_eq!(frames(&out).concat(), expected);
+    }
+
+    #[test]
+    fn a_copied_frame_still_reports_its_message_when_sent_events_come_on() {
+        let small = Prepared::text("hi");
+        let mut o = Outbox::default();
+        let _ = o.push_data(
+            Outgoing::plain(&small, false),
+            bounds(8, DropPolicy::DropNewest),
+        );
+        let mut out = Batch::new();
+        o.transmit(&mut out, true);
+        let mut done = Vec::new();
+        o.transmitted(&mut out, small.wire_len(), |c| done.push(c));
+        assert!(
+            matches!(&done[..], [Completed::Data { count: 1, msg: Some(m) }] if *m == small),
+            "{done:?}"
+        );
+    }
+
+    #[test]
+    fn an_empty_outbox_gives_its_lanes_back_at_trim_and_a_busy_one_keeps_them() {
+        let mut o = Outbox::default();
+        assert!(!o.holds_lanes());
+        let _ = o.push_data(Prepared::text("a"), bounds(8, DropPolicy::DropNewest));
+        let mut out = Batch::new();
+        o.transmit(&mut out, false);
+        o.trim();
+        assert!(o.holds_lanes(), "a message in flight");
+        o.transmitted(&mut out, 3, |_| {});
+        assert!(o.is_empty());
+        o.trim();
+        assert!(!o.holds_lanes());
+        assert!(!o.has_queued_control() && !o.has_in_flight() && o.data_len() == 0);
     }
 }

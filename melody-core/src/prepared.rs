@@ -62,6 +62,11 @@ impl Prepared {
         }
     }
 
+    /// Bytes of framing before the payload.
+    pub(crate) fn header_len(&self) -> u8 {
+        self.header_len
+    }
+
     fn encode(kind: MessageKind, payload: &[u8]) -> Self {
         let opcode = match kind {
             MessageKind::Text => OpCode::Data(Data::Text),

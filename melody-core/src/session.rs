@@ -196,36 +196,47 @@ pub(crate) struct Meta {
 
 /// One session's state machine (the hub owns many; applications see it through
 /// [`SessionView`](crate::SessionView) and [`Hub`](crate::Hub) methods).
+///
+/// In declaration order (`repr(C)`): a broadcast visits every recipient's session per
+/// message, so what it reads and writes comes first, on as few cache lines as can
+/// hold it; what only the session's own turns use follows.
+#[repr(C)]
 pub(crate) struct SessionMachine<U> {
+    // ---- read and written by every delivery ----
     pub(crate) serial: u32,
-    pub(crate) phase: Phase,
-    pub(crate) outbox: Outbox,
-    pub(crate) events: VecDeque<Event>,
-    pub(crate) timers: SessionTimers,
-    pub(crate) meta: Box<Meta>,
-    pub(crate) user: U,
-    pub(crate) topics: Vec<Membership>,
-    pub(crate) stats: SessionStats,
     /// Queued in the hub's ready list.
     pub(crate) ready: bool,
     /// Data was queued since the last ping tick (see `trim`).
     pub(crate) data_since_ping: bool,
-    /// `Connect` was emitted (and the session counted as open).
-    pub(crate) connected: bool,
-    /// Our close frame (or error response) has been written out.
-    close_written: bool,
-    /// Outbox bounds of this session's admission, if it set any (boxed: most have none).
-    bounds_override: Option<Box<BoundsOverride>>,
-    /// After our close frame is written, wait for the peer's before finishing.
-    await_peer_close: bool,
-    peer_closed: bool,
     pub(crate) kind: SessionKind,
-    /// An event stream whose HTTP framing (chunks) we write ourselves.
-    chunked: bool,
     /// Text messages go out as binary frames (see `Admission::binary_writes`).
     binary_writes: bool,
     /// History topics' messages carry their position (see `Admission::positions`).
     positions: bool,
+    /// It agreed to permessage-deflate (`meta.deflate` is set): read per delivery
+    /// without reaching into `meta`.
+    compressed: bool,
+    /// An event stream whose HTTP framing (chunks) we write ourselves.
+    chunked: bool,
+    /// `Connect` was emitted (and the session counted as open).
+    pub(crate) connected: bool,
+    pub(crate) outbox: Outbox,
+    /// The driver's part; its waker is taken when a delivery makes the session ready.
+    pub(crate) user: U,
+    pub(crate) timers: SessionTimers,
+    /// Outbox bounds of this session's admission, if it set any (boxed: most have none).
+    bounds_override: Option<Box<BoundsOverride>>,
+    pub(crate) events: VecDeque<Event>,
+    pub(crate) phase: Phase,
+    // ---- the session's own turns ----
+    pub(crate) meta: Box<Meta>,
+    pub(crate) topics: Vec<Membership>,
+    pub(crate) stats: SessionStats,
+    /// Our close frame (or error response) has been written out.
+    close_written: bool,
+    /// After our close frame is written, wait for the peer's before finishing.
+    await_peer_close: bool,
+    peer_closed: bool,
     /// Bytes of partial inbound frames and messages charged to the memory budget
     /// (see `settle_inbound`).
     inbound_charged: usize,
@@ -350,6 +361,7 @@ impl<U> SessionMachine<U> {
             chunked: false,
             binary_writes: false,
             positions: false,
+            compressed: false,
             inbound_charged: 0,
             deflater: None,
         }
@@ -770,6 +782,7 @@ impl<U> SessionMachine<U> {
         self.meta.request = Some(request);
         self.meta.protocol = accept.protocol;
         self.meta.deflate = accept.deflate;
+        self.compressed = accept.deflate.is_some();
         if accept.deflate.is_some() {
             self.meta.compression = ctx.config.compression;
         }
@@ -971,12 +984,16 @@ impl<U> SessionMachine<U> {
             // Closing or over: counted as closed, whatever the message's kind.
             return (Admit::Closed, Outcome::default());
         }
-        let Some(form) = self.form_of(msg) else {
-            return (Admit::Skipped, Outcome::default());
-        };
+        let keep = ctx.config.sent_events;
         let form = match self.kind {
-            SessionKind::WebSocket => self.outgoing(ctx, msg, form),
-            SessionKind::EventStream => Outgoing::from(form),
+            SessionKind::WebSocket if self.positions => {
+                self.outgoing(ctx, msg, msg.positioned_frame_for(self.binary_writes))
+            }
+            SessionKind::WebSocket => self.outgoing(ctx, msg, msg.frame_for(self.binary_writes)),
+            SessionKind::EventStream => match msg.event_for(self.chunked) {
+                Some(event) => Outgoing::plain(&event, keep),
+                None => return (Admit::Skipped, Outcome::default()),
+            },
         };
         // Claimed before it is queued (see `MemoryBudget::claim`); without the claim, the
         // room left decides, and evicting older messages (`DropOldest`) may make enough.
@@ -1074,27 +1091,30 @@ impl<U> SessionMachine<U> {
     /// A message in the form this WebSocket session sends it: compressed when it agreed
     /// to permessage-deflate and the message reaches the threshold.
     /// `frame` is the session's form of `msg` (see `form_of`).
-    fn outgoing(&self, ctx: &mut Ctx<'_>, msg: &Publication, frame: Prepared) -> Outgoing {
+    fn outgoing(&self, ctx: &mut Ctx<'_>, msg: &Publication, frame: &Prepared) -> Outgoing {
+        if !self.compressed {
+            return Outgoing::plain(frame, ctx.config.sent_events);
+        }
         let Some(params) = self.meta.deflate else {
-            return Outgoing::from(frame);
+            return Outgoing::plain(frame, ctx.config.sent_events);
         };
         if frame.payload_len() < ctx.config.compression_threshold {
-            return Outgoing::from(frame);
+            return Outgoing::plain(frame, ctx.config.sent_events);
         }
         // A dedicated compressor without context takeover would produce exactly the
         // shared copy: share it instead.
         if self.meta.compression == Compression::Dedicated && !params.server_no_context_takeover {
-            return Outgoing::new(frame, Wire::DeflateOnTransmit);
+            return Outgoing::new(frame.clone(), Wire::DeflateOnTransmit);
         }
         // The shared copies are of the plain frame: a session that sees positions gets
         // a positioned frame of a history message, which has none, and goes as it is.
         if self.positions && msg.position().is_some() {
-            return Outgoing::from(frame);
+            return Outgoing::plain(frame, ctx.config.sent_events);
         }
         let window = params.server_max_window_bits;
         match msg.deflated_for(self.binary_writes, window, ctx.deflaters) {
-            Some(compressed) => Outgoing::new(frame, Wire::Deflated(compressed)),
-            None => Outgoing::from(frame),
+            Some(compressed) => Outgoing::new(frame.clone(), Wire::Deflated(compressed)),
+            None => Outgoing::plain(frame, ctx.config.sent_events),
         }
     }
 
@@ -1200,10 +1220,11 @@ impl<U> SessionMachine<U> {
             return (Transmit::Finished, outcome);
         }
         self.sync_write_timer(ctx);
+        // Small frames share buffers: the driver is told how many buffers, not frames.
         let transmit = if n == 0 {
             Transmit::Idle
         } else {
-            Transmit::Write(n)
+            Transmit::Write(batch.len())
         };
         (transmit, Outcome::default())
     }
@@ -1228,8 +1249,8 @@ impl<U> SessionMachine<U> {
         let stream = self.kind == SessionKind::EventStream;
         let (events, stats) = (&mut self.events, &mut self.stats);
         self.outbox.transmitted(batch, n, |done| match done {
-            Completed::Data(msg) => {
-                stats.sent += 1;
+            Completed::Data { count, msg } => {
+                stats.sent += count as u64;
                 if let (true, Some(msg)) = (sent_events, msg) {
                     // An event reports its data, as the message it was built from.
                     let payload = if stream {

@@ -85,7 +85,16 @@ pub struct Connection<R: Runtime, T: Transport> {
     drain: Option<Box<Drain>>,
     /// The peer and path of a request refused before it became a session, for reports.
     #[cfg(any(feature = "tracing", feature = "metrics"))]
-    refused_facts: (Option<std::net::SocketAddr>, Option<String>),
+    /// (boxed: only a request not yet a session has them).
+    refused_facts: Option<Box<RefusedFacts>>,
+}
+
+/// The peer and path of a request that is not (yet) a session.
+#[cfg(any(feature = "tracing", feature = "metrics"))]
+#[derive(Default)]
+struct RefusedFacts {
+    peer: Option<std::net::SocketAddr>,
+    path: Option<String>,
 }
 
 impl<R: Runtime, T: Transport> Connection<R, T> {
@@ -114,7 +123,7 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             in_flight: InFlight::default(),
             drain: None,
             #[cfg(any(feature = "tracing", feature = "metrics"))]
-            refused_facts: (None, None),
+            refused_facts: None,
         }
     }
 
@@ -235,9 +244,10 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
                     Event::Request => request_info = request_info_of(hub, id),
                     #[cfg(any(feature = "tracing", feature = "metrics"))]
                     Event::Error(_) if connected_info.is_none() => {
-                        refused_facts.0 = hub.session(id).and_then(|v| v.remote_addr());
+                        let facts = refused_facts.get_or_insert_with(Box::default);
+                        facts.peer = hub.session(id).and_then(|v| v.remote_addr());
                         if let Some(request) = hub.request(id) {
-                            refused_facts.1 = Some(request.uri().path().to_owned());
+                            facts.path = Some(request.uri().path().to_owned());
                         }
                     }
                     _ => {}
@@ -273,6 +283,11 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             }
         }
         if let Some(info) = connected_info {
+            #[cfg(any(feature = "tracing", feature = "metrics"))]
+            {
+                // A session now: its handle's info tells the peer and path.
+                self.refused_facts = None;
+            }
             self.session = Some(Session {
                 shared: self.shared.clone(),
                 info,
@@ -286,7 +301,10 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         } else if let Some(info) = request_info {
             #[cfg(any(feature = "tracing", feature = "metrics"))]
             {
-                self.refused_facts = (info.remote_addr, Some(info.uri.path().to_owned()));
+                self.refused_facts = Some(Box::new(RefusedFacts {
+                    peer: info.remote_addr,
+                    path: Some(info.uri.path().to_owned()),
+                }));
             }
             self.start_verdict(info);
         }
@@ -488,7 +506,10 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         #[cfg(any(feature = "tracing", feature = "metrics"))]
         let (peer, path) = match info {
             Some(info) => (info.remote_addr, Some(info.request.path())),
-            None => (self.refused_facts.0, self.refused_facts.1.as_deref()),
+            None => self
+                .refused_facts
+                .as_deref()
+                .map_or((None, None), |f| (f.peer, f.path.as_deref())),
         };
         #[cfg(not(any(feature = "tracing", feature = "metrics")))]
         let (peer, path) = (None, None);
@@ -537,7 +558,7 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             // Handles outlive the session: keep its last counters for them, under the
             // lock that releases it, so `Session::stats` sees one or the other.
             if let (Some(info), Some(stats)) = (info, hub.session_stats(id)) {
-                let _ = info.last_stats.set(stats);
+                let _ = info.last_stats.set(Box::new(stats));
             }
             hub.release(id)
         });

@@ -1369,7 +1369,7 @@ impl<R: Runtime> Session<R> {
         let id = self.info.key.id;
         self.shared.shards[self.info.key.shard as usize]
             .read(|hub| hub.session_stats(id))
-            .or_else(|| self.info.last_stats.get().copied())
+            .or_else(|| self.info.last_stats.get().map(|stats| **stats))
             .unwrap_or_default()
     }
 }

@@ -45,6 +45,7 @@ pub(crate) struct Info {
     pub(crate) compression: melody_core::Compression,
     pub(crate) deflate: Option<melody_core::DeflateParams>,
     pub(crate) kind: SessionKind,
-    /// The counters at the end, kept once the hub has released the session.
-    pub(crate) last_stats: OnceLock<SessionStats>,
+    /// The counters at the end, kept once the hub has released the session (boxed:
+    /// a live session's handle reads them from the hub, so most never set them).
+    pub(crate) last_stats: OnceLock<Box<SessionStats>>,
 }
