@@ -846,6 +846,12 @@ impl<U> Hub<U> {
         })
     }
 
+    /// Whether a session's outbox holds its lanes (for tests of the idle cost).
+    #[cfg(test)]
+    pub(crate) fn lanes_allocated(&self, id: SessionId) -> Option<bool> {
+        self.get(id).map(|s| s.outbox.holds_lanes())
+    }
+
     /// Whether a session's inbound gate holds memory (for tests of the idle cost).
     #[cfg(test)]
     pub(crate) fn gate_allocated(&self, id: SessionId) -> bool {
@@ -1949,11 +1955,12 @@ impl Fanout<'_> {
         }
         ctx.index = id.index;
         let held = session.outbox.data_bytes();
-        let (admit, outcome) = session.send(ctx, self.msg, self.bounds);
+        let mut ended = Outcome::default();
+        let admit = session.offer(ctx, self.msg, self.bounds, &mut ended);
         ctx.budget.settle(held, session.outbox.data_bytes());
         count(&mut self.delivery, admit);
-        if outcome != Outcome::default() {
-            self.ended.push((id, outcome));
+        if matches!(admit, Admit::Disconnect { .. }) && ended != Outcome::default() {
+            self.ended.push((id, ended));
         }
         if !session.ready && session.wants_service() {
             session.ready = true;

@@ -94,3 +94,16 @@ fn an_admissions_message_limit_outlives_the_context() {
         }))
     );
 }
+
+#[test]
+fn a_session_idle_after_its_handshake_holds_no_outbox_lanes() {
+    let (mut hub, id, t0) = open(Config::default());
+    let _ = written(&mut hub, id, t0); // the 101
+    assert!(hub.trim(id));
+    assert_eq!(hub.lanes_allocated(id), Some(false));
+    hub.send(id, t0, &crate::Prepared::text("x"));
+    assert_eq!(hub.lanes_allocated(id), Some(true));
+    let _ = written(&mut hub, id, t0);
+    assert!(!hub.trim(id), "data since the last ping: kept for the next");
+    assert_eq!(hub.lanes_allocated(id), Some(true));
+}

@@ -22,7 +22,7 @@ use crate::event::Event;
 use crate::handshake::{self, Accept, Parsed, RequestHead, StreamAccept};
 use crate::inbound::{InboundGate, Rules, Step};
 use crate::memory_stream::{self, MemoryStream};
-use crate::outbox::{Admit, Bounds, Completed, Outbox, Outgoing, Wire};
+use crate::outbox::{Admit, Bounds, Completed, Offer, Outbox, Outgoing, Wire};
 use crate::prepared::{close_frame, truncate_reason, Prepared};
 use crate::publication::Publication;
 use crate::sse;
@@ -976,23 +976,42 @@ impl<U> SessionMachine<U> {
         msg: &Publication,
         bounds: Bounds,
     ) -> (Admit, Outcome) {
+        let mut ended = Outcome::default();
+        let admit = self.offer(ctx, msg, bounds, &mut ended);
+        (admit, ended)
+    }
+
+    /// [`SessionMachine::send`] for a fan-out's hot loop: the outcome of a session the
+    /// message ended (`Admit::Disconnect`) goes to `ended`, so the common answer comes
+    /// back in registers rather than through memory the caller reads back at once.
+    pub(crate) fn offer(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        msg: &Publication,
+        bounds: Bounds,
+        ended: &mut Outcome,
+    ) -> Admit {
         // A session awaiting its verdict queues data too (for the topics it was
         // subscribed to meanwhile): it goes out behind the 101, or is dropped on refusal.
         if self.outbox.is_sealed()
             || (!matches!(self.phase, Phase::Open { .. } | Phase::Stream) && !self.is_awaiting())
         {
             // Closing or over: counted as closed, whatever the message's kind.
-            return (Admit::Closed, Outcome::default());
+            return Admit::Closed;
         }
         let keep = ctx.config.sent_events;
+        let event;
         let form = match self.kind {
             SessionKind::WebSocket if self.positions => {
                 self.outgoing(ctx, msg, msg.positioned_frame_for(self.binary_writes))
             }
             SessionKind::WebSocket => self.outgoing(ctx, msg, msg.frame_for(self.binary_writes)),
             SessionKind::EventStream => match msg.event_for(self.chunked) {
-                Some(event) => Outgoing::plain(&event, keep),
-                None => return (Admit::Skipped, Outcome::default()),
+                Some(form) => {
+                    event = form;
+                    Offer::plain(&event, keep)
+                }
+                None => return Admit::Skipped,
             },
         };
         // Claimed before it is queued (see `MemoryBudget::claim`); without the claim, the
@@ -1026,13 +1045,14 @@ impl<U> SessionMachine<U> {
                 self.events
                     .push_back(Event::Error(SessionError::SlowConsumer));
                 let (_, outcome) = self.close(ctx, CloseCode::Policy, "slow consumer: outbox full");
+                *ended = outcome;
                 self.sync_write_timer(ctx);
-                return (Admit::Disconnect { discarded }, outcome);
+                return Admit::Disconnect { discarded };
             }
             Admit::Closed | Admit::Skipped => {}
         }
         self.sync_write_timer(ctx);
-        (admit, Outcome::default())
+        admit
     }
 
     /// Tells the session its resume on `topic` found a gap: an event for its owner,
@@ -1091,30 +1111,30 @@ impl<U> SessionMachine<U> {
     /// A message in the form this WebSocket session sends it: compressed when it agreed
     /// to permessage-deflate and the message reaches the threshold.
     /// `frame` is the session's form of `msg` (see `form_of`).
-    fn outgoing(&self, ctx: &mut Ctx<'_>, msg: &Publication, frame: &Prepared) -> Outgoing {
+    fn outgoing<'a>(&self, ctx: &mut Ctx<'_>, msg: &Publication, frame: &'a Prepared) -> Offer<'a> {
         if !self.compressed {
-            return Outgoing::plain(frame, ctx.config.sent_events);
+            return Offer::plain(frame, ctx.config.sent_events);
         }
         let Some(params) = self.meta.deflate else {
-            return Outgoing::plain(frame, ctx.config.sent_events);
+            return Offer::plain(frame, ctx.config.sent_events);
         };
         if frame.payload_len() < ctx.config.compression_threshold {
-            return Outgoing::plain(frame, ctx.config.sent_events);
+            return Offer::plain(frame, ctx.config.sent_events);
         }
         // A dedicated compressor without context takeover would produce exactly the
         // shared copy: share it instead.
         if self.meta.compression == Compression::Dedicated && !params.server_no_context_takeover {
-            return Outgoing::new(frame.clone(), Wire::DeflateOnTransmit);
+            return Outgoing::new(frame.clone(), Wire::DeflateOnTransmit).into();
         }
         // The shared copies are of the plain frame: a session that sees positions gets
         // a positioned frame of a history message, which has none, and goes as it is.
         if self.positions && msg.position().is_some() {
-            return Outgoing::plain(frame, ctx.config.sent_events);
+            return Offer::plain(frame, ctx.config.sent_events);
         }
         let window = params.server_max_window_bits;
         match msg.deflated_for(self.binary_writes, window, ctx.deflaters) {
-            Some(compressed) => Outgoing::new(frame.clone(), Wire::Deflated(compressed)),
-            None => Outgoing::plain(frame, ctx.config.sent_events),
+            Some(compressed) => Outgoing::new(frame.clone(), Wire::Deflated(compressed)).into(),
+            None => Offer::plain(frame, ctx.config.sent_events),
         }
     }
 
