@@ -223,6 +223,7 @@ pub(crate) struct SessionMachine<U> {
     pub(crate) outbox: Outbox,
     /// The driver's part; its waker is taken when a delivery makes the session ready.
     pub(crate) user: U,
+    /// Read by a delivery only when the outbox was empty (to arm the write deadline).
     pub(crate) timers: SessionTimers,
     /// Outbox bounds of this session's admission, if it set any (boxed: most have none).
     bounds_override: Option<Box<BoundsOverride>>,
@@ -1023,6 +1024,9 @@ impl<U> SessionMachine<U> {
         } else {
             ctx.budget.room()
         };
+        // The write deadline is armed whenever the outbox holds something: only a
+        // message into an empty one arms it (and reads the timers at all).
+        let was_empty = self.outbox.is_empty();
         let admit = self
             .outbox
             .push_data_within(form, self.bounds(bounds), room);
@@ -1032,7 +1036,9 @@ impl<U> SessionMachine<U> {
         match admit {
             Admit::Queued { evicted } => {
                 self.data_since_ping = true;
-                self.count_drops(evicted as u64)
+                if evicted > 0 {
+                    self.count_drops(evicted as u64);
+                }
             }
             Admit::Dropped => self.count_drops(1),
             Admit::OverBudget => {
@@ -1051,7 +1057,9 @@ impl<U> SessionMachine<U> {
             }
             Admit::Closed | Admit::Skipped => {}
         }
-        self.sync_write_timer(ctx);
+        if was_empty {
+            self.sync_write_timer(ctx);
+        }
         admit
     }
 
