@@ -396,7 +396,7 @@ impl Outbox {
         let data = &mut self.lanes().data;
         match msg {
             Offer::Entry(entry) => data.push_back(entry),
-            Offer::Copy(frame) => {
+            Offer::Copy(frame) if len <= INLINE_AT_MOST => {
                 data.push_back(Outgoing::Inline(InlineFrame {
                     bytes: [0; INLINE_AT_MOST],
                     len: len as u8,
@@ -407,6 +407,8 @@ impl Outbox {
                     inline.bytes[..len].copy_from_slice(frame.frame());
                 }
             }
+            // `Offer::plain` offers no larger copy; one would be shared, not cut.
+            Offer::Copy(frame) => data.push_back(Outgoing::new(frame.clone(), Wire::Plain)),
         }
         Admit::Queued { evicted }
     }
