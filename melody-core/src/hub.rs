@@ -974,8 +974,8 @@ impl<U> Hub<U> {
     }
 
     /// Output: the bytes to write for a session. When `batch` is empty, moves what the
-    /// session's outbox holds into it (cheap reference-counted frames, control frames
-    /// first); when it still holds unwritten bytes, adds nothing and says so. Write the
+    /// session's outbox holds into it (control frames first; small frames copied into
+    /// one buffer, large ones by reference); when it still holds unwritten bytes, adds nothing and says so. Write the
     /// batch in order and report progress with [`Hub::handle_transmitted`]. A finished
     /// session, or an unknown id, empties the batch and answers [`Transmit::Finished`].
     ///
@@ -1210,8 +1210,9 @@ impl<U> Hub<U> {
         delivery
     }
 
-    /// Queues a message for every session of `target`: one encode, one reference per
-    /// recipient, no allocation per recipient once outboxes have grown. Event-stream
+    /// Queues a message for every session of `target`: one encode, one reference (or,
+    /// for a frame of up to 68 bytes, a copy) per recipient, no allocation per
+    /// recipient once outboxes have grown. Event-stream
     /// sessions get a text message as a data-only event (encoded once for all of
     /// them) and skip a binary one ([`Delivery::skipped`]).
     ///
