@@ -235,6 +235,7 @@ macro_rules! __with_every_case {
             broadcast_reaches_all,
             broadcast_others_skips_sender,
             broadcast_filter_on_keys,
+            broadcast_filter_on_peer_and_request,
             broadcast_multiple_reaches_list,
             publish_reaches_subscribers,
             publish_others_skips_publisher,

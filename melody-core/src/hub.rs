@@ -883,7 +883,38 @@ impl<U> Hub<U> {
             .sessions
             .get_mut(id.index as usize)
             .filter(|s| s.serial == id.serial)?;
-        session.meta.request.take()
+        session.origin.as_mut()?.request.take()
+    }
+
+    /// Moves out what the session's handshake recorded (its request, addresses and
+    /// subprotocol), for an application that keeps these with its own per-session data:
+    /// the session then holds none of it, and its view's `request`, `protocol`,
+    /// `remote_addr` and `local_addr` answer `None`. Take it once the session is
+    /// connected ([`Event::Connect`]): the handshake records into it until then.
+    ///
+    /// ```
+    /// # use std::time::Instant;
+    /// # use melody_core::*;
+    /// # let t0 = Instant::now();
+    /// # let mut hub: Hub = Hub::new(Config::default(), t0)?;
+    /// # const UPGRADE: &[u8] = b"GET /chat HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n\
+    /// #     Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    /// let peer = "192.0.2.7:50000".parse()?;
+    /// let id = hub.open(t0, ConnectionInfo { remote_addr: Some(peer), local_addr: None }, Keys::new());
+    /// hub.handle_input(id, t0, UPGRADE)?;
+    /// let origin = hub.take_origin(id).expect("recorded");
+    /// assert_eq!(origin.connection.remote_addr, Some(peer));
+    /// assert_eq!(origin.request.map(|head| head.path().to_owned()).as_deref(), Some("/chat"));
+    /// assert_eq!(hub.session(id).unwrap().remote_addr(), None, "moved out");
+    /// assert!(hub.take_origin(id).is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn take_origin(&mut self, id: SessionId) -> Option<crate::SessionOrigin> {
+        let session = self
+            .sessions
+            .get_mut(id.index as usize)
+            .filter(|s| s.serial == id.serial)?;
+        session.origin.take().map(|origin| *origin)
     }
 
     /// Feeds bytes received from the transport.
@@ -1901,12 +1932,7 @@ impl<U> Hub<U> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn session_stats(&self, id: SessionId) -> Option<SessionStats> {
-        self.get(id).map(|s| SessionStats {
-            queued: s.outbox.data_len(),
-            queued_bytes: s.outbox.data_bytes(),
-            compressor_bytes: s.deflater.as_ref().map_or(0, |d| d.memory()),
-            ..s.stats
-        })
+        self.get(id).map(SessionMachine::stats)
     }
 
     /// The hub's counters.

@@ -42,7 +42,9 @@ pub use hub::{Hub, HubStats};
 pub use keys::Keys;
 pub use prepared::{MessageKind, Prepared};
 pub use publication::Publication;
-pub use session::{ConnectionInfo, SessionId, SessionKind, SessionState, SessionStats, Transmit};
+pub use session::{
+    ConnectionInfo, SessionId, SessionKind, SessionOrigin, SessionState, SessionStats, Transmit,
+};
 pub use session_view::SessionView;
 pub use target::{Delivery, Target};
 pub use verdict::{Admission, Refusal};

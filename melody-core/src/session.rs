@@ -87,6 +87,14 @@ pub struct SessionStats {
     pub compressor_bytes: usize,
 }
 
+/// The counters a session keeps itself (see [`SessionStats`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Counters {
+    pub(crate) received: u64,
+    pub(crate) sent: u64,
+    pub(crate) dropped: u64,
+}
+
 /// Which protocol a session speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SessionKind {
@@ -180,18 +188,19 @@ impl Outcome {
     }
 }
 
-pub(crate) struct Meta {
-    pub(crate) request: Option<RequestHead>,
-    pub(crate) info: ConnectionInfo,
-    pub(crate) protocol: Option<String>,
-    /// permessage-deflate as agreed in the handshake (`None`: no compressed frames).
-    pub(crate) deflate: Option<crate::DeflateParams>,
-    /// How this session compresses what it sends: the configured mode when it agreed
-    /// to permessage-deflate, `Off` otherwise.
-    pub(crate) compression: Compression,
-    /// The largest inbound message of this session if its admission set one (kept
-    /// here, since an idle session releases its tungstenite context).
-    pub(crate) max_message_size: Option<usize>,
+/// What a session's handshake recorded: its request, its connection's addresses and the
+/// subprotocol agreed. A hub keeps it (boxed) for [`SessionView`](crate::SessionView)'s
+/// accessors; an application that keeps these with its own per-session data once the
+/// session is connected moves it out with [`Hub::take_origin`](crate::Hub::take_origin),
+/// and the session then holds none of it.
+#[derive(Debug, Default)]
+pub struct SessionOrigin {
+    /// The upgrade (or event-stream) request, once the handshake has read it.
+    pub request: Option<RequestHead>,
+    /// The connection's addresses, as the transport reported them.
+    pub connection: ConnectionInfo,
+    /// The subprotocol agreed in the handshake, if any.
+    pub protocol: Option<String>,
 }
 
 /// One session's state machine (the hub owns many; applications see it through
@@ -230,9 +239,20 @@ pub(crate) struct SessionMachine<U> {
     pub(crate) events: VecDeque<Event>,
     pub(crate) phase: Phase,
     // ---- the session's own turns ----
-    pub(crate) meta: Box<Meta>,
+    /// What the handshake recorded, until the application takes it (`Hub::take_origin`).
+    pub(crate) origin: Option<Box<SessionOrigin>>,
+    /// permessage-deflate as agreed in the handshake (`None`: no compressed frames).
+    pub(crate) deflate: Option<crate::DeflateParams>,
+    /// How this session compresses what it sends: the configured mode when it agreed
+    /// to permessage-deflate, `Off` otherwise.
+    pub(crate) compression: Compression,
+    /// The largest inbound message of this session if its admission set one (kept
+    /// here, since an idle session releases its tungstenite context).
+    pub(crate) max_message_size: Option<usize>,
     pub(crate) topics: Vec<Membership>,
-    pub(crate) stats: SessionStats,
+    /// Messages received, sent and dropped; the rest of [`SessionStats`] is read off
+    /// the outbox and the compressor when asked for.
+    pub(crate) counters: Counters,
     /// Our close frame (or error response) has been written out.
     close_written: bool,
     /// After our close frame is written, wait for the peer's before finishing.
@@ -322,14 +342,31 @@ pub enum Transmit {
 
 /// tungstenite's settings for this session: the hub's, with its admission's message
 /// size limit if it set one.
-fn session_ws_config(hub: WebSocketConfig, meta: &Meta) -> WebSocketConfig {
-    match meta.max_message_size {
+fn session_ws_config(hub: WebSocketConfig, max_message_size: Option<usize>) -> WebSocketConfig {
+    match max_message_size {
         Some(max) => hub.max_message_size(Some(max)).max_frame_size(Some(max)),
         None => hub,
     }
 }
 
 impl<U> SessionMachine<U> {
+    /// Its counters now, with what it holds queued.
+    pub(crate) fn stats(&self) -> SessionStats {
+        let Counters {
+            received,
+            sent,
+            dropped,
+        } = self.counters;
+        SessionStats {
+            received,
+            sent,
+            dropped,
+            queued: self.outbox.data_len(),
+            queued_bytes: self.outbox.data_bytes(),
+            compressor_bytes: self.deflater.as_ref().map_or(0, |d| d.memory()),
+        }
+    }
+
     pub(crate) fn new(serial: u32, info: ConnectionInfo, user: U) -> Self {
         SessionMachine {
             serial,
@@ -340,17 +377,17 @@ impl<U> SessionMachine<U> {
             outbox: Outbox::default(),
             events: VecDeque::new(),
             timers: SessionTimers::default(),
-            meta: Box::new(Meta {
+            origin: Some(Box::new(SessionOrigin {
                 request: None,
-                info,
+                connection: info,
                 protocol: None,
-                deflate: None,
-                compression: Compression::Off,
-                max_message_size: None,
-            }),
+            })),
+            deflate: None,
+            compression: Compression::Off,
+            max_message_size: None,
             user,
             topics: Vec::new(),
-            stats: SessionStats::default(),
+            counters: Counters::default(),
             ready: false,
             data_since_ping: false,
             connected: false,
@@ -446,7 +483,7 @@ impl<U> SessionMachine<U> {
                 awaiting: Some(awaiting),
                 ..
             } => Some(&awaiting.head),
-            _ => self.meta.request.as_ref(),
+            _ => self.origin.as_ref()?.request.as_ref(),
         }
     }
 
@@ -462,7 +499,7 @@ impl<U> SessionMachine<U> {
         }
         self.outbox.trim();
         if let Phase::Open { ws, reading, gate } = &mut self.phase {
-            gate.trim(self.meta.deflate.as_ref());
+            gate.trim(self.deflate.as_ref());
             // tungstenite holds nothing between messages (it gets whole frames and is
             // read until it wants more), so a fresh context at the next frame is the
             // same; not while closing, where its state remembers the close.
@@ -705,7 +742,7 @@ impl<U> SessionMachine<U> {
             self.positions = on;
         }
         if let Some(max) = admission.max_message_size {
-            self.meta.max_message_size = Some(max);
+            self.max_message_size = Some(max);
         }
     }
 
@@ -780,12 +817,14 @@ impl<U> SessionMachine<U> {
         accept: Accept,
         leftover: Vec<u8>,
     ) -> Outcome {
-        self.meta.request = Some(request);
-        self.meta.protocol = accept.protocol;
-        self.meta.deflate = accept.deflate;
+        if let Some(origin) = &mut self.origin {
+            origin.request = Some(request);
+            origin.protocol = accept.protocol;
+        }
+        self.deflate = accept.deflate;
         self.compressed = accept.deflate.is_some();
         if accept.deflate.is_some() {
-            self.meta.compression = ctx.config.compression;
+            self.compression = ctx.config.compression;
         }
         self.phase = Phase::Open {
             ws: None,
@@ -818,7 +857,9 @@ impl<U> SessionMachine<U> {
         request: RequestHead,
         chunked: bool,
     ) -> Outcome {
-        self.meta.request = Some(request);
+        if let Some(origin) = &mut self.origin {
+            origin.request = Some(request);
+        }
         self.kind = SessionKind::EventStream;
         self.chunked = chunked;
         self.phase = Phase::Stream;
@@ -850,10 +891,10 @@ impl<U> SessionMachine<U> {
         if !*reading {
             return Outcome::default();
         }
-        let config = session_ws_config(ctx.ws_config, &self.meta);
+        let config = session_ws_config(ctx.ws_config, self.max_message_size);
         let rules = Rules {
             max_message_size: config.max_message_size.unwrap_or(usize::MAX),
-            deflate: self.meta.deflate,
+            deflate: self.deflate,
         };
         ctx.scratch.clear();
         let mut rest = input;
@@ -875,11 +916,11 @@ impl<U> SessionMachine<U> {
             loop {
                 match ws.read(&mut stream) {
                     Ok(Message::Text(text)) => {
-                        self.stats.received += 1;
+                        self.counters.received += 1;
                         self.events.push_back(Event::Text(text));
                     }
                     Ok(Message::Binary(data)) => {
-                        self.stats.received += 1;
+                        self.counters.received += 1;
                         self.events.push_back(Event::Binary(data));
                     }
                     Ok(Message::Pong(data)) => {
@@ -1123,7 +1164,7 @@ impl<U> SessionMachine<U> {
         if !self.compressed {
             return Offer::plain(frame, ctx.config.sent_events);
         }
-        let Some(params) = self.meta.deflate else {
+        let Some(params) = self.deflate else {
             return Offer::plain(frame, ctx.config.sent_events);
         };
         if frame.payload_len() < ctx.config.compression_threshold {
@@ -1131,7 +1172,7 @@ impl<U> SessionMachine<U> {
         }
         // A dedicated compressor without context takeover would produce exactly the
         // shared copy: share it instead.
-        if self.meta.compression == Compression::Dedicated && !params.server_no_context_takeover {
+        if self.compression == Compression::Dedicated && !params.server_no_context_takeover {
             return Outgoing::new(frame.clone(), Wire::DeflateOnTransmit).into();
         }
         // The shared copies are of the plain frame: a session that sees positions gets
@@ -1150,7 +1191,7 @@ impl<U> SessionMachine<U> {
         if n == 0 {
             return;
         }
-        self.stats.dropped += n;
+        self.counters.dropped += n;
         if let Some(Event::Dropped { count }) = self.events.back_mut() {
             *count += n;
         } else {
@@ -1170,7 +1211,7 @@ impl<U> SessionMachine<U> {
         match &mut self.phase {
             Phase::Handshake { .. } => (true, self.finish(ctx, None)),
             Phase::Open { ws, .. } if !self.outbox.is_sealed() => {
-                let config = session_ws_config(ctx.ws_config, &self.meta);
+                let config = session_ws_config(ctx.ws_config, self.max_message_size);
                 let ws = ws.get_or_insert_with(|| {
                     Box::new(WebSocketContext::new(Role::Server, Some(config)))
                 });
@@ -1228,7 +1269,7 @@ impl<U> SessionMachine<U> {
         }
         let (deflater, window) = (
             &mut self.deflater,
-            self.meta.deflate.map_or(15, |p| p.server_max_window_bits),
+            self.deflate.map_or(15, |p| p.server_max_window_bits),
         );
         let n = self
             .outbox
@@ -1275,7 +1316,7 @@ impl<U> SessionMachine<U> {
         let mut close_done = false;
         let sent_events = ctx.config.sent_events;
         let stream = self.kind == SessionKind::EventStream;
-        let (events, stats) = (&mut self.events, &mut self.stats);
+        let (events, stats) = (&mut self.events, &mut self.counters);
         self.outbox.transmitted(batch, n, |done| match done {
             Completed::Data { count, msg } => {
                 stats.sent += count as u64;
@@ -1433,7 +1474,7 @@ impl<U> SessionMachine<U> {
         self.phase = Phase::Finished;
         self.timers.disarm_all();
         let undelivered = self.outbox.clear();
-        self.stats.dropped += undelivered as u64;
+        self.counters.dropped += undelivered as u64;
         if let Some(err) = err {
             self.events.push_back(Event::Error(err));
         }

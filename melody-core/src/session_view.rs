@@ -75,7 +75,9 @@ impl<'a, U> SessionView<'a, U> {
         &self.session.user
     }
 
-    /// The upgrade request (URI, headers); `None` until the handshake completes.
+    /// The upgrade request (URI, headers); `None` until the handshake completes, and
+    /// once [`Hub::take_request`](crate::Hub::take_request) or
+    /// [`Hub::take_origin`](crate::Hub::take_origin) has moved it out.
     ///
     /// ```
     /// # use std::time::Instant;
@@ -91,10 +93,16 @@ impl<'a, U> SessionView<'a, U> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn request(&self) -> Option<&'a Request> {
-        self.session.meta.request.as_ref().map(RequestHead::request)
+        self.session
+            .origin
+            .as_ref()?
+            .request
+            .as_ref()
+            .map(RequestHead::request)
     }
 
-    /// The subprotocol agreed in the handshake.
+    /// The subprotocol agreed in the handshake (`None` once
+    /// [`Hub::take_origin`](crate::Hub::take_origin) has moved it out).
     ///
     /// ```
     /// # use std::time::Instant;
@@ -110,10 +118,11 @@ impl<'a, U> SessionView<'a, U> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn protocol(&self) -> Option<&'a str> {
-        self.session.meta.protocol.as_deref()
+        self.session.origin.as_ref()?.protocol.as_deref()
     }
 
-    /// The peer's address, as the transport reported it.
+    /// The peer's address, as the transport reported it (`None` once
+    /// [`Hub::take_origin`](crate::Hub::take_origin) has moved it out).
     ///
     /// ```
     /// # use std::time::Instant;
@@ -127,10 +136,11 @@ impl<'a, U> SessionView<'a, U> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn remote_addr(&self) -> Option<SocketAddr> {
-        self.session.meta.info.remote_addr
+        self.session.origin.as_ref()?.connection.remote_addr
     }
 
-    /// Our address, as the transport reported it.
+    /// Our address, as the transport reported it (`None` once
+    /// [`Hub::take_origin`](crate::Hub::take_origin) has moved it out).
     ///
     /// ```
     /// # use std::time::Instant;
@@ -144,7 +154,7 @@ impl<'a, U> SessionView<'a, U> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.session.meta.info.local_addr
+        self.session.origin.as_ref()?.connection.local_addr
     }
 
     /// The topics the session is subscribed to.
@@ -237,12 +247,7 @@ impl<'a, U> SessionView<'a, U> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stats(&self) -> SessionStats {
-        SessionStats {
-            queued: self.session.outbox.data_len(),
-            queued_bytes: self.session.outbox.data_bytes(),
-            compressor_bytes: self.session.deflater.as_ref().map_or(0, |d| d.memory()),
-            ..self.session.stats
-        }
+        self.session.stats()
     }
 
     /// How the session compresses the messages it sends: the configured
@@ -263,7 +268,7 @@ impl<'a, U> SessionView<'a, U> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn compression(&self) -> crate::Compression {
-        self.session.meta.compression
+        self.session.compression
     }
 
     /// The permessage-deflate parameters the session agreed to, if any.
@@ -282,6 +287,6 @@ impl<'a, U> SessionView<'a, U> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn deflate(&self) -> Option<crate::DeflateParams> {
-        self.session.meta.deflate
+        self.session.deflate
     }
 }

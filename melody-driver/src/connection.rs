@@ -531,7 +531,11 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         }
         let mut slices = [IoSlice::new(&[]); MAX_IOV];
         let count = self.batch.io_slices(&mut slices);
-        match self.transport.poll_write_vectored(cx, &slices[..count]) {
+        let written = match &slices[..count] {
+            [single] => self.transport.poll_write(cx, single),
+            several => self.transport.poll_write_vectored(cx, several),
+        };
+        match written {
             Poll::Ready(Ok(0)) | Poll::Pending => false,
             Poll::Ready(Ok(n)) => {
                 observe::bytes_out(n);
@@ -569,19 +573,19 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
 /// Builds the session's handle data at `Connect` and stores it in its slot.
 fn hub_info(hub: &mut Hub<Slot>, id: SessionId, shard: u32) -> Option<Arc<Info>> {
     let view = hub.session(id)?;
-    let (remote_addr, local_addr) = (view.remote_addr(), view.local_addr());
-    let protocol = view.protocol().map(str::to_owned);
     let kind = view.kind();
     let (compression, deflate) = (view.compression(), view.deflate());
-    let request = hub
-        .take_request(id)
+    // Handles read these from `Info` without locking; the session keeps no copy.
+    let origin = hub.take_origin(id).unwrap_or_default();
+    let request = origin
+        .request
         .unwrap_or_else(|| RequestHead::parsed(Request::default()));
     let info = Arc::new(Info {
         key: SessionKey { shard, id },
         request,
-        remote_addr,
-        local_addr,
-        protocol,
+        remote_addr: origin.connection.remote_addr,
+        local_addr: origin.connection.local_addr,
+        protocol: origin.protocol,
         compression,
         deflate,
         kind,

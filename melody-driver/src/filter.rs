@@ -369,7 +369,11 @@ impl<'a> SessionRef<'a> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn remote_addr(&self) -> Option<SocketAddr> {
-        self.view.remote_addr()
+        // A connected session's addresses live in its handles' `Info`.
+        match &self.view.user().info {
+            Some(info) => info.remote_addr,
+            None => self.view.remote_addr(),
+        }
     }
 
     /// The topics the session is subscribed to.

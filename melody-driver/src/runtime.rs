@@ -43,6 +43,13 @@ pub trait Transport: Send + Unpin + 'static {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>>;
+    /// Writes from one buffer, returning how many bytes were taken. The driver calls it
+    /// when a write has a single buffer (the common case: small frames are copied
+    /// together): on a socket that is `send`, which spares the kernel the iovec copy
+    /// and file-layer steps of `writev`. By default, a vectored write of one buffer.
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+    }
     /// Flushes and shuts down the write side only (for a TCP socket,
     /// `shutdown(Write)`): the peer reads our last bytes and then its end of stream.
     /// Reading must keep working afterwards: the driver drains what the peer still

@@ -96,6 +96,28 @@ pub fn broadcast_others_skips_sender<B: Backend>() {
     expect_marker_next(m, &mut [&mut first[0]]);
 }
 
+/// A filter sees a connected session's peer address and request: the session's
+/// handles keep them once it is connected, the hub no copy.
+pub fn broadcast_filter_on_peer_and_request<B: Backend>() {
+    let server = Server::<B>::serve(config(), |_| {});
+    let (mut clients, _) = connect_all(&server, &["/a", "/b", "/a"]);
+    let m = server.melody();
+    let second = clients[1].local;
+    clean(
+        m.broadcast_filter("by peer", |r| r.remote_addr() == Some(second)),
+        1,
+    );
+    assert_eq!(clients[1].recv_text(), "by peer");
+    let on_a =
+        |r: &melody_driver::SessionRef<'_>| r.request().is_some_and(|q| q.uri().path() == "/a");
+    clean(m.broadcast_filter("by path", on_a), 2);
+    for i in [0, 2] {
+        assert_eq!(clients[i].recv_text(), "by path");
+    }
+    let mut all: Vec<&mut Client> = clients.iter_mut().collect();
+    expect_marker_next(m, &mut all);
+}
+
 /// `broadcast_filter` (and its binary twin) reaches the sessions whose keys match.
 pub fn broadcast_filter_on_keys<B: Backend>() {
     let server = Server::<B>::serve(config(), |m| {
