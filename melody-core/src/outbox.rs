@@ -464,15 +464,22 @@ impl Outbox {
             } else if let Some(p) = lanes.pongs.pop_front() {
                 let len = p.len();
                 (p, Flight::Control { len })
+            } else if let Some(Outgoing::Inline(inline)) =
+                lanes.data.front().filter(|_| !keep_messages)
+            {
+                // Copied from where it lies: popped first, the entry was moved through
+                // the stack and its length read back across two stores (a failed
+                // store-to-load forward per message).
+                let len = inline.as_slice().len();
+                batch.push_copy(inline.as_slice());
+                lanes.data.pop_front();
+                self.data_in_flight += 1;
+                lanes.extend_run(len);
+                moved += 1;
+                continue;
             } else if let Some(out) = lanes.data.pop_front() {
                 self.data_in_flight += 1;
                 let (msg, wire) = match out {
-                    Outgoing::Inline(inline) if !keep_messages => {
-                        lanes.extend_run(inline.as_slice().len());
-                        batch.push_copy(inline.as_slice());
-                        moved += 1;
-                        continue;
-                    }
                     Outgoing::Inline(inline) => (inline.to_prepared(), Wire::Plain),
                     Outgoing::Shared { msg, wire } => (msg, wire),
                 };
