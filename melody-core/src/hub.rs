@@ -27,7 +27,7 @@ use crate::session::{
     SessionStats, Transmit,
 };
 use crate::target::{Delivery, Target};
-use crate::timers::{Due, TimerWheel, TIMER_KINDS};
+use crate::timers::{Due, Tick, TimerWheel, NEVER, TIMER_KINDS};
 use crate::topics::Topics;
 use crate::SessionView;
 
@@ -129,6 +129,9 @@ pub struct Hub<U = Keys> {
     /// The bytes sessions hold in outboxes and partial messages, against
     /// `Config::memory_budget`.
     budget: MemoryBudget,
+    /// The next deadline's tick as `poll_timeout_change` last reported it (`NEVER`:
+    /// none); `None` until reported, and after each `handle_timeout`.
+    reported_tick: Option<Tick>,
 }
 
 impl<U> Hub<U> {
@@ -173,6 +176,7 @@ impl<U> Hub<U> {
             stats: HubStats::default(),
             shared_open: None,
             request_verdicts: false,
+            reported_tick: None,
         })
     }
 
@@ -1456,6 +1460,37 @@ impl<U> Hub<U> {
             .map(|tick| self.wheel.instant_of(tick))
     }
 
+    /// [`Hub::poll_timeout`], but only when it changed since the last call (and always
+    /// after [`Hub::handle_timeout`]): `None` when the deadline is the one last
+    /// reported, `Some(None)` when no deadline is left. For a clock shared by several
+    /// hubs that is told each hub's next deadline: told only of changes, it is spared
+    /// the conversion and the wakeup test after every operation.
+    ///
+    /// ```
+    /// # use std::time::Instant;
+    /// # use melody_core::*;
+    /// # let t0 = Instant::now();
+    /// # let mut hub: Hub = Hub::new(Config::default(), t0)?;
+    /// # const UPGRADE: &[u8] = b"GET /chat HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n\
+    /// #     Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    /// assert_eq!(hub.poll_timeout_change(), Some(None), "no deadline yet");
+    /// let id = hub.open(t0, ConnectionInfo::default(), Keys::new());
+    /// let next = hub.poll_timeout_change().expect("the handshake deadline is new");
+    /// assert_eq!(next, hub.poll_timeout());
+    /// assert_eq!(hub.poll_timeout_change(), None, "unchanged");
+    /// hub.handle_timeout(t0);
+    /// assert_eq!(hub.poll_timeout_change(), Some(next), "reported again after firing");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn poll_timeout_change(&mut self) -> Option<Option<Instant>> {
+        let next = self.wheel.next_tick().unwrap_or(NEVER);
+        if self.reported_tick == Some(next) {
+            return None;
+        }
+        self.reported_tick = Some(next);
+        Some((next != NEVER).then(|| self.wheel.instant_of(next)))
+    }
+
     /// Fires every deadline that has passed by `now`: pings, pong and write deadlines,
     /// handshake and close timeouts. Calling it again with the same `now` does nothing.
     ///
@@ -1476,6 +1511,8 @@ impl<U> Hub<U> {
     /// ```
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.clock(now);
+        // Whoever fired the deadlines needs the next one, changed or not.
+        self.reported_tick = None;
         let mut due = std::mem::take(&mut self.due);
         self.wheel.expire(now, &mut due);
         for d in due.drain(..) {

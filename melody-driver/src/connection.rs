@@ -9,6 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use melody_core::{
     Batch, CloseCode, Event, Hub, MessageKind, Request, RequestHead, SessionId, SessionKind,
@@ -170,7 +171,7 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
     }
 
     /// Reads what the transport has, feeding it to the hub. Returns whether it read.
-    fn read(&mut self, cx: &mut Context<'_>) -> bool {
+    fn read(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let mut progress = false;
         for _ in 0..READS_PER_TURN {
             if self.in_flight.pauses_reading()
@@ -188,7 +189,6 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
                     Poll::Ready(Ok(n)) => {
                         observe::bytes_in(n);
                         self.read_this_poll += n;
-                        let now = self.shared.rt.now();
                         let input = &buf[..n];
                         self.with_hub(|hub, id| hub.handle_input(id, now, input).is_ok());
                         Some(Ok(()))
@@ -206,7 +206,6 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
                 Some(Err(err)) => {
                     self.read_done = true;
                     progress = true;
-                    let now = self.shared.rt.now();
                     let _ = self.with_hub(|hub, id| match &err {
                         None => hub.handle_eof(id, now),
                         Some(e) => hub.handle_io_error(id, now, e),
@@ -221,8 +220,7 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
     /// takes the session's events and, once the batch is written, the next one; if
     /// there was nothing, registers the task's waker (parks) in the same call. Returns
     /// whether it found work.
-    fn exchange(&mut self, cx: &mut Context<'_>) -> bool {
-        let now = self.shared.rt.now();
+    fn exchange(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let shard = self.shard as u32;
         let written = std::mem::take(&mut self.unreported);
         let (events, batch, id) = (&mut self.events, &mut self.batch, self.id);
@@ -689,13 +687,15 @@ impl<R: Runtime, T: Transport> Future for Connection<R, T> {
         this.read_blocked = false;
         this.read_this_poll = 0;
         for _ in 0..TURNS_PER_POLL {
-            let mut progress = this.read(cx);
+            // One clock read serves the turn's reads and its exchange.
+            let now = this.shared.rt.now();
+            let mut progress = this.read(cx, now);
             progress |= this.poll_verdict(cx);
             // Parks the task when it finds nothing: nothing below touches the hub
             // then, so no wakeup can be lost between the look and the park.
             // A finished session is news to every exchange; while its `Disconnect`
             // waits for async handlers, only they make progress.
-            progress |= this.exchange(cx) && !(this.finished && this.in_flight.len() > 0);
+            progress |= this.exchange(cx, now) && !(this.finished && this.in_flight.len() > 0);
             progress |= this.dispatch();
             progress |= this.poll_in_flight(cx);
             progress |= this.write(cx);

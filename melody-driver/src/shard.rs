@@ -48,7 +48,8 @@ impl Shard {
     }
 
     /// Runs `op` on the hub under the lock; then, outside the lock, wakes every parked
-    /// session that `op` gave work, and tells the clock if a deadline came earlier.
+    /// session that `op` gave work, and tells the clock of the hub's next deadline if it
+    /// changed (the clock wakes early if it came earlier).
     pub(crate) fn with<T>(&self, clock: &ClockSignal, op: impl FnOnce(&mut Hub<Slot>) -> T) -> T {
         let mut wakers = WAKE_LIST.with(|w| std::mem::take(&mut *w.borrow_mut()));
         let (result, next) = {
@@ -59,9 +60,11 @@ impl Shard {
                     wakers.push(waker);
                 }
             }
-            (result, hub.poll_timeout())
+            (result, hub.poll_timeout_change())
         };
-        clock.offer(next);
+        if let Some(next) = next {
+            clock.offer(next);
+        }
         for waker in wakers.drain(..) {
             waker.wake();
         }
