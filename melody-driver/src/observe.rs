@@ -28,8 +28,10 @@ pub(crate) struct Facts<'a> {
 /// One connection's reporting state.
 #[derive(Default)]
 pub(crate) struct Observer {
+    /// Kept only when the subscriber records it (boxed: every connection carries the
+    /// field, and with the usual filters it stays empty).
     #[cfg(feature = "tracing")]
-    span: Option<tracing::Span>,
+    span: Option<Box<tracing::Span>>,
     /// Why the session ended, from its last error ("normal" without one).
     #[cfg(any(feature = "tracing", feature = "metrics"))]
     cause: Option<&'static str>,
@@ -51,7 +53,7 @@ impl Observer {
     pub(crate) fn scope(&self) -> Scope {
         Scope {
             #[cfg(feature = "tracing")]
-            _entered: self.span.clone().map(tracing::Span::entered),
+            _entered: self.span.as_deref().cloned().map(tracing::Span::entered),
         }
     }
 
@@ -63,7 +65,7 @@ impl Observer {
     pub(crate) fn event(&mut self, event: &Event, facts: &Facts<'_>) {
         // Inside the session's span, once it has one.
         #[cfg(feature = "tracing")]
-        let span = self.span.clone();
+        let span = self.span.as_deref().cloned();
         #[cfg(feature = "tracing")]
         let _entered = span.as_ref().map(tracing::Span::enter);
         #[cfg(any(feature = "tracing", feature = "metrics"))]
@@ -92,7 +94,9 @@ impl Observer {
                 kind = kind_label(facts.kind),
             );
             span.in_scope(|| tracing::debug!(target: TARGET, "session connected"));
-            self.span = Some(span);
+            if !span.is_disabled() {
+                self.span = Some(Box::new(span));
+            }
         }
         #[cfg(feature = "metrics")]
         {
@@ -163,10 +167,9 @@ impl Observer {
         };
         let cause = self.cause.unwrap_or("normal");
         #[cfg(feature = "tracing")]
-        if let Some(span) = &self.span {
-            span.in_scope(
-                || tracing::debug!(target: TARGET, cause, undelivered, "session disconnected"),
-            );
+        {
+            let _entered = self.span.as_deref().map(tracing::Span::enter);
+            tracing::debug!(target: TARGET, cause, undelivered, "session disconnected");
         }
         #[cfg(feature = "metrics")]
         {
