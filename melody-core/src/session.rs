@@ -152,11 +152,14 @@ pub(crate) struct Awaiting {
     leftover: Vec<u8>,
 }
 
-/// Outbox bounds set for one session by its [`Admission`](crate::Admission).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct BoundsOverride {
+/// Limits set for one session by its [`Admission`](crate::Admission): its outbox bounds
+/// and its largest inbound message.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Overrides {
     messages: Option<usize>,
     bytes: Option<Option<usize>>,
+    /// Kept here, since an idle session releases its tungstenite context.
+    max_message_size: Option<usize>,
 }
 
 /// What the hub must do after a session changed.
@@ -234,8 +237,8 @@ pub(crate) struct SessionMachine<U> {
     pub(crate) user: U,
     /// Read by a delivery only when the outbox was empty (to arm the write deadline).
     pub(crate) timers: SessionTimers,
-    /// Outbox bounds of this session's admission, if it set any (boxed: most have none).
-    bounds_override: Option<Box<BoundsOverride>>,
+    /// Limits of this session's admission, if it set any (boxed: most have none).
+    overrides: Option<Box<Overrides>>,
     pub(crate) events: VecDeque<Event>,
     pub(crate) phase: Phase,
     // ---- the session's own turns ----
@@ -246,9 +249,6 @@ pub(crate) struct SessionMachine<U> {
     /// How this session compresses what it sends: the configured mode when it agreed
     /// to permessage-deflate, `Off` otherwise.
     pub(crate) compression: Compression,
-    /// The largest inbound message of this session if its admission set one (kept
-    /// here, since an idle session releases its tungstenite context).
-    pub(crate) max_message_size: Option<usize>,
     pub(crate) topics: Vec<Membership>,
     /// Messages received, sent and dropped; the rest of [`SessionStats`] is read off
     /// the outbox and the compressor when asked for.
@@ -342,8 +342,8 @@ pub enum Transmit {
 
 /// tungstenite's settings for this session: the hub's, with its admission's message
 /// size limit if it set one.
-fn session_ws_config(hub: WebSocketConfig, max_message_size: Option<usize>) -> WebSocketConfig {
-    match max_message_size {
+fn session_ws_config(hub: WebSocketConfig, overrides: &Option<Box<Overrides>>) -> WebSocketConfig {
+    match overrides.as_ref().and_then(|o| o.max_message_size) {
         Some(max) => hub.max_message_size(Some(max)).max_frame_size(Some(max)),
         None => hub,
     }
@@ -384,7 +384,6 @@ impl<U> SessionMachine<U> {
             })),
             deflate: None,
             compression: Compression::Off,
-            max_message_size: None,
             user,
             topics: Vec::new(),
             counters: Counters::default(),
@@ -392,7 +391,7 @@ impl<U> SessionMachine<U> {
             data_since_ping: false,
             connected: false,
             close_written: false,
-            bounds_override: None,
+            overrides: None,
             await_peer_close: false,
             peer_closed: false,
             kind: SessionKind::WebSocket,
@@ -730,10 +729,9 @@ impl<U> SessionMachine<U> {
     /// The admission's settings that live outside the WebSocket context.
     fn apply_overrides(&mut self, admission: &crate::verdict::Admission) {
         if admission.message_buffer_size.is_some() || admission.message_buffer_bytes.is_some() {
-            self.bounds_override = Some(Box::new(BoundsOverride {
-                messages: admission.message_buffer_size,
-                bytes: admission.message_buffer_bytes,
-            }));
+            let overrides = self.overrides.get_or_insert_with(Box::default);
+            overrides.messages = admission.message_buffer_size;
+            overrides.bytes = admission.message_buffer_bytes;
         }
         if let Some(on) = admission.binary_writes {
             self.binary_writes = on;
@@ -742,7 +740,9 @@ impl<U> SessionMachine<U> {
             self.positions = on;
         }
         if let Some(max) = admission.max_message_size {
-            self.max_message_size = Some(max);
+            self.overrides
+                .get_or_insert_with(Box::default)
+                .max_message_size = Some(max);
         }
     }
 
@@ -799,7 +799,7 @@ impl<U> SessionMachine<U> {
 
     /// The outbox bounds of this session: the hub's, or its admission's overrides.
     fn bounds(&self, hub: Bounds) -> Bounds {
-        match &self.bounds_override {
+        match &self.overrides {
             None => hub,
             Some(o) => Bounds {
                 messages: o.messages.unwrap_or(hub.messages),
@@ -891,7 +891,7 @@ impl<U> SessionMachine<U> {
         if !*reading {
             return Outcome::default();
         }
-        let config = session_ws_config(ctx.ws_config, self.max_message_size);
+        let config = session_ws_config(ctx.ws_config, &self.overrides);
         let rules = Rules {
             max_message_size: config.max_message_size.unwrap_or(usize::MAX),
             deflate: self.deflate,
@@ -1211,7 +1211,7 @@ impl<U> SessionMachine<U> {
         match &mut self.phase {
             Phase::Handshake { .. } => (true, self.finish(ctx, None)),
             Phase::Open { ws, .. } if !self.outbox.is_sealed() => {
-                let config = session_ws_config(ctx.ws_config, self.max_message_size);
+                let config = session_ws_config(ctx.ws_config, &self.overrides);
                 let ws = ws.get_or_insert_with(|| {
                     Box::new(WebSocketContext::new(Role::Server, Some(config)))
                 });

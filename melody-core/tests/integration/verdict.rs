@@ -298,6 +298,30 @@ fn a_per_session_max_message_size_may_raise_the_configs() {
 }
 
 #[test]
+fn an_admission_setting_both_limits_keeps_both() {
+    let config = Config::default()
+        .message_buffer_size(8)
+        .drop_policy(DropPolicy::DropNewest);
+    let (mut s, id) = held(config);
+    let admission = Admission::new()
+        .max_message_size(100)
+        .message_buffer_size(2);
+    assert_eq!(s.hub.admit(id, s.now, admission), Ok(true));
+    s.pump();
+    s.attach_client(id);
+    s.peer(id).reading = crate::sim::Reading::Stalled;
+    let sent: Vec<_> = (0..4)
+        .map(|i| s.hub.send(id, s.now, &Prepared::text(format!("m{i}"))))
+        .collect();
+    assert_eq!(sent.iter().map(|d| d.queued).sum::<usize>(), 2);
+    assert_eq!(sent.iter().map(|d| d.dropped).sum::<usize>(), 2);
+    s.peer(id).reading = crate::sim::Reading::All;
+    s.client_send(id, Message::binary(vec![1u8; 101]));
+    s.pump();
+    assert_eq!(s.peer(id).close_received().map(|c| c.0), Some(1009));
+}
+
+#[test]
 fn a_per_session_outbox_bound_drops_beyond_it() {
     let config = Config::default()
         .message_buffer_size(8)
