@@ -8,6 +8,7 @@ mod config;
 mod deflate;
 mod error;
 mod event;
+mod event_queue;
 mod handshake;
 pub mod history;
 mod http_page;

@@ -3,7 +3,6 @@
 //! Hub-wide concerns (the registry, topics, the timer wheel, the ready queue) live in
 //! `hub.rs`; this file only changes one session and reports what it did.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -19,6 +18,7 @@ use crate::budget::MemoryBudget;
 use crate::deflate::{Compression, Deflater, SharedDeflaters};
 use crate::error::{HandshakeRejection, SessionError};
 use crate::event::Event;
+use crate::event_queue::EventQueue;
 use crate::handshake::{self, Accept, Parsed, RequestHead, StreamAccept};
 use crate::inbound::{InboundGate, Rules, Step};
 use crate::memory_stream::{self, MemoryStream};
@@ -239,7 +239,7 @@ pub(crate) struct SessionMachine<U> {
     pub(crate) timers: SessionTimers,
     /// Limits of this session's admission, if it set any (boxed: most have none).
     overrides: Option<Box<Overrides>>,
-    pub(crate) events: VecDeque<Event>,
+    pub(crate) events: EventQueue,
     pub(crate) phase: Phase,
     // ---- the session's own turns ----
     /// What the handshake recorded, until the application takes it (`Hub::take_origin`).
@@ -375,7 +375,7 @@ impl<U> SessionMachine<U> {
                 awaiting: None,
             },
             outbox: Outbox::default(),
-            events: VecDeque::new(),
+            events: EventQueue::default(),
             timers: SessionTimers::default(),
             origin: Some(Box::new(SessionOrigin {
                 request: None,
@@ -493,9 +493,7 @@ impl<U> SessionMachine<U> {
         if self.data_since_ping {
             return false;
         }
-        if self.events.is_empty() {
-            self.events = VecDeque::new();
-        }
+        self.events.trim();
         self.outbox.trim();
         if let Phase::Open { ws, reading, gate } = &mut self.phase {
             gate.trim(self.deflate.as_ref());

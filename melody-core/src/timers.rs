@@ -89,12 +89,43 @@ impl SessionTimers {
     }
 }
 
+/// The latest tick a deadline can have: a tick shares its entry's word with the kind
+/// (3 bits). At the finest granularity (1 ns) that is 73 years after the hub started.
+const LAST_TICK: Tick = (1 << 61) - 1;
+
+/// A wheel entry in 16 bytes (two per session at most of the time, so they count in
+/// an idle session's memory): the tick and the kind packed in one word.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    tick: Tick,
+    tick_and_kind: u64,
     index: u32,
     serial: u32,
-    kind: TimerKind,
+}
+
+impl Entry {
+    fn new(tick: Tick, index: u32, serial: u32, kind: TimerKind) -> Self {
+        Entry {
+            tick_and_kind: (tick.min(LAST_TICK) << 3) | kind as u64,
+            index,
+            serial,
+        }
+    }
+
+    fn tick(&self) -> Tick {
+        self.tick_and_kind >> 3
+    }
+
+    fn kind(&self) -> TimerKind {
+        match self.tick_and_kind & 0b111 {
+            0 => TimerKind::Handshake,
+            1 => TimerKind::Ping,
+            2 => TimerKind::Pong,
+            3 => TimerKind::Write,
+            4 => TimerKind::Close,
+            // `new` stores nothing else.
+            _ => TimerKind::Message,
+        }
+    }
 }
 
 /// A due timer: the session (slab index and serial) and the kind.
@@ -107,7 +138,7 @@ pub(crate) struct Due {
 }
 
 const SLOTS: usize = 4096;
-/// Entries a drained slot may keep room for (384 bytes); larger slots are freed.
+/// Entries a drained slot may keep room for (256 bytes); larger slots are freed.
 const SLOT_KEEP: usize = 16;
 const MASK: u64 = SLOTS as u64 - 1;
 const WORDS: usize = SLOTS / 64;
@@ -143,13 +174,13 @@ impl TimerWheel {
     pub(crate) fn tick_at_or_after(&self, at: Instant) -> Tick {
         let nanos = at.saturating_duration_since(self.origin).as_nanos();
         let tick = nanos.div_ceil(self.granularity_nanos);
-        Tick::try_from(tick).unwrap_or(NEVER - 1)
+        Tick::try_from(tick).map_or(LAST_TICK, |tick| tick.min(LAST_TICK))
     }
 
     /// The last tick at or before `now`.
     pub(crate) fn tick_at_or_before(&self, now: Instant) -> Tick {
         let nanos = now.saturating_duration_since(self.origin).as_nanos();
-        Tick::try_from(nanos / self.granularity_nanos).unwrap_or(NEVER - 1)
+        Tick::try_from(nanos / self.granularity_nanos).map_or(LAST_TICK, |tick| tick.min(LAST_TICK))
     }
 
     /// The instant a tick stands for.
@@ -190,19 +221,18 @@ impl TimerWheel {
         let entry_tick = tick.max(self.cursor);
         if timers.scheduled[kind.slot()] > entry_tick {
             timers.scheduled[kind.slot()] = entry_tick;
-            self.insert(Entry {
-                tick: entry_tick,
-                index,
-                serial,
-                kind,
-            });
+            self.insert(Entry::new(entry_tick, index, serial, kind));
         }
     }
 
-    fn insert(&mut self, mut entry: Entry) {
+    fn insert(&mut self, entry: Entry) {
         // A deadline already past is handled at the next expiry, not lost behind the cursor.
-        entry.tick = entry.tick.max(self.cursor);
-        let slot = (entry.tick & MASK) as usize;
+        let entry = if entry.tick() < self.cursor {
+            Entry::new(self.cursor, entry.index, entry.serial, entry.kind())
+        } else {
+            entry
+        };
+        let slot = (entry.tick() & MASK) as usize;
         self.slots[slot].push(entry);
         self.occupied[slot / 64] |= 1 << (slot % 64);
         self.len += 1;
@@ -225,12 +255,12 @@ impl TimerWheel {
             let entries = &mut self.slots[slot];
             let before = entries.len();
             entries.retain(|e| {
-                if e.tick <= now_tick {
+                if e.tick() <= now_tick {
                     out.push(Due {
                         index: e.index,
                         serial: e.serial,
-                        kind: e.kind,
-                        tick: e.tick,
+                        kind: e.kind(),
+                        tick: e.tick(),
                     });
                     false
                 } else {
@@ -261,12 +291,7 @@ impl TimerWheel {
             return Some(deadline);
         }
         timers.scheduled[k] = deadline;
-        self.insert(Entry {
-            tick: deadline,
-            index: due.index,
-            serial: due.serial,
-            kind: due.kind,
-        });
+        self.insert(Entry::new(deadline, due.index, due.serial, due.kind));
         None
     }
 
@@ -303,7 +328,7 @@ impl TimerWheel {
                 continue;
             }
             let before = entries.len();
-            entries.retain(|e| live(e.index, e.serial, e.kind, e.tick));
+            entries.retain(|e| live(e.index, e.serial, e.kind(), e.tick()));
             self.len -= before - entries.len();
             self.release_if_drained(slot);
         }
@@ -335,6 +360,48 @@ mod tests {
     fn wheel() -> (TimerWheel, Instant) {
         let t0 = Instant::now();
         (TimerWheel::new(t0, Duration::from_millis(100)), t0)
+    }
+
+    #[test]
+    fn an_entry_packs_tick_and_kind_in_sixteen_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 16);
+        let kinds = [
+            TimerKind::Handshake,
+            TimerKind::Ping,
+            TimerKind::Pong,
+            TimerKind::Write,
+            TimerKind::Close,
+            TimerKind::Message,
+        ];
+        for (n, kind) in kinds.into_iter().enumerate() {
+            let tick = LAST_TICK - n as u64;
+            let entry = Entry::new(tick, 7, 9, kind);
+            assert_eq!((entry.tick(), entry.kind()), (tick, kind));
+            assert_eq!((entry.index, entry.serial), (7, 9));
+        }
+        assert_eq!(
+            Entry::new(NEVER - 1, 0, 0, TimerKind::Pong).tick(),
+            LAST_TICK
+        );
+    }
+
+    #[test]
+    fn a_deadline_past_the_last_tick_is_held_at_it_and_still_fires() {
+        // 1 ns ticks: 2^61 of them are 73 years; a deadline 100 years out is clamped.
+        let t0 = Instant::now();
+        let mut w = TimerWheel::new(t0, Duration::from_nanos(1));
+        let far = Duration::from_secs(100 * 365 * 24 * 3600);
+        let Some(at) = t0.checked_add(far) else {
+            return; // this platform's clock cannot represent it
+        };
+        assert_eq!(w.tick_at_or_after(at), LAST_TICK);
+        let mut t = SessionTimers::default();
+        w.arm(&mut t, 0, 0, TimerKind::Ping, at);
+        assert_eq!(t.deadline(TimerKind::Ping), LAST_TICK);
+        assert_eq!(
+            w.next_tick().map(|tick| tick & MASK),
+            Some(LAST_TICK & MASK)
+        );
     }
 
     fn fire(w: &mut TimerWheel, t: &mut SessionTimers, now: Instant) -> Vec<TimerKind> {
