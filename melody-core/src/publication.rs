@@ -45,8 +45,11 @@ pub struct Publication {
     id: Option<Box<str>>,
     /// Text data in a binary frame, for sessions that write binary.
     binary_frame: OnceLock<Prepared>,
-    /// The event in one HTTP chunk (the bare event is a slice of it).
-    event_chunk: OnceLock<(Bytes, u8)>,
+    /// The event in one HTTP chunk, made on first need.
+    event_chunk: OnceLock<Prepared>,
+    /// The bare event (a slice of the chunk), made on first need: both are lent to
+    /// every recipient, which copies a small one without taking a reference.
+    event_bare: OnceLock<Prepared>,
     /// Set on a history topic (see [`crate::history`]).
     stamp: Option<Box<Stamp>>,
     /// permessage-deflate copies, for sessions that agreed to compression.
@@ -104,6 +107,7 @@ impl Publication {
             id: event.event_id().map(Into::into),
             binary_frame: OnceLock::new(),
             event_chunk: OnceLock::new(),
+            event_bare: OnceLock::new(),
             stamp: None,
             deflated: OnceLock::new(),
         }
@@ -192,6 +196,7 @@ impl Publication {
             id: Some(position.to_string().into()),
             binary_frame: self.binary_frame.clone(),
             event_chunk: OnceLock::new(),
+            event_bare: OnceLock::new(),
             stamp: Some(Box::new(Stamp {
                 position,
                 frames: Default::default(),
@@ -253,22 +258,26 @@ impl Publication {
 
     /// The event an event-stream session gets, chunked (`true`: the session writes its
     /// own HTTP framing) or bare; `None` for binary data.
-    pub(crate) fn event_for(&self, chunked: bool) -> Option<Prepared> {
+    pub(crate) fn event_for(&self, chunked: bool) -> Option<&Prepared> {
         if self.frame.kind() == MessageKind::Binary {
             return None;
         }
-        let (chunk, header) = self.event_chunk.get_or_init(|| {
-            sse::encode_chunked(
+        let chunk = self.event_chunk.get_or_init(|| {
+            let (chunk, header) = sse::encode_chunked(
                 self.name.as_deref(),
                 self.id.as_deref(),
                 &self.frame.payload(),
-            )
+            );
+            Prepared::from_parts(chunk, header, MessageKind::Text)
         });
         Some(if chunked {
-            Prepared::from_parts(chunk.clone(), *header, MessageKind::Text)
+            chunk
         } else {
-            let bare = chunk.slice(usize::from(*header)..chunk.len() - 2);
-            Prepared::from_parts(bare, 0, MessageKind::Text)
+            self.event_bare.get_or_init(|| {
+                let whole = chunk.frame();
+                let bare = whole.slice(usize::from(chunk.header_len())..whole.len() - 2);
+                Prepared::from_parts(bare, 0, MessageKind::Text)
+            })
         })
     }
 }
@@ -281,6 +290,7 @@ impl From<Prepared> for Publication {
             id: None,
             binary_frame: OnceLock::new(),
             event_chunk: OnceLock::new(),
+            event_bare: OnceLock::new(),
             stamp: None,
             deflated: OnceLock::new(),
         }
@@ -290,5 +300,27 @@ impl From<Prepared> for Publication {
 impl From<sse::Event> for Publication {
     fn from(event: sse::Event) -> Self {
         Publication::event(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_stream_form_is_made_once_and_lent_to_every_recipient() {
+        let msg = Publication::from(Prepared::text("hello"));
+        let chunked = msg.event_for(true).expect("text has an event form");
+        assert!(std::ptr::eq(chunked, msg.event_for(true).expect("again")));
+        let bare = msg.event_for(false).expect("bare form");
+        assert!(std::ptr::eq(bare, msg.event_for(false).expect("again")));
+        assert_eq!(&bare.frame()[..], b"data: hello\n\n");
+        let whole = chunked.frame();
+        let header = usize::from(chunked.header_len());
+        assert_eq!(&whole[header..whole.len() - 2], &bare.frame()[..]);
+        assert_eq!(&whole[whole.len() - 2..], b"\r\n");
+        assert!(Publication::from(Prepared::binary(vec![1u8]))
+            .event_for(true)
+            .is_none());
     }
 }

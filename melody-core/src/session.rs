@@ -1040,17 +1040,13 @@ impl<U> SessionMachine<U> {
             return Admit::Closed;
         }
         let keep = ctx.config.sent_events;
-        let event;
         let form = match self.kind {
             SessionKind::WebSocket if self.positions => {
                 self.outgoing(ctx, msg, msg.positioned_frame_for(self.binary_writes))
             }
             SessionKind::WebSocket => self.outgoing(ctx, msg, msg.frame_for(self.binary_writes)),
             SessionKind::EventStream => match msg.event_for(self.chunked) {
-                Some(form) => {
-                    event = form;
-                    Offer::plain(&event, keep)
-                }
+                Some(form) => Offer::plain(form, keep),
                 None => return Admit::Skipped,
             },
         };
@@ -1146,7 +1142,7 @@ impl<U> SessionMachine<U> {
                 Some(msg.positioned_frame_for(self.binary_writes).clone())
             }
             SessionKind::WebSocket => Some(msg.frame_for(self.binary_writes).clone()),
-            SessionKind::EventStream => msg.event_for(self.chunked),
+            SessionKind::EventStream => msg.event_for(self.chunked).cloned(),
         }
     }
 
