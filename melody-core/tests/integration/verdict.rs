@@ -297,19 +297,26 @@ fn a_per_session_max_message_size_may_raise_the_configs() {
     assert_eq!(s.peer(id).close_received().map(|c| c.0), Some(1009));
 }
 
-#[test]
-fn an_admission_setting_both_limits_keeps_both() {
+/// A session admitted with `admission` under an 8-message, drop-newest outbox, whose
+/// peer has stopped reading.
+fn admitted_and_stalled(admission: Admission) -> (Sim, SessionId) {
     let config = Config::default()
         .message_buffer_size(8)
         .drop_policy(DropPolicy::DropNewest);
     let (mut s, id) = held(config);
-    let admission = Admission::new()
-        .max_message_size(100)
-        .message_buffer_size(2);
     assert_eq!(s.hub.admit(id, s.now, admission), Ok(true));
     s.pump();
     s.attach_client(id);
     s.peer(id).reading = crate::sim::Reading::Stalled;
+    (s, id)
+}
+
+#[test]
+fn an_admission_setting_both_limits_keeps_both() {
+    let admission = Admission::new()
+        .max_message_size(100)
+        .message_buffer_size(2);
+    let (mut s, id) = admitted_and_stalled(admission);
     let sent: Vec<_> = (0..4)
         .map(|i| s.hub.send(id, s.now, &Prepared::text(format!("m{i}"))))
         .collect();
@@ -323,18 +330,7 @@ fn an_admission_setting_both_limits_keeps_both() {
 
 #[test]
 fn a_per_session_outbox_bound_drops_beyond_it() {
-    let config = Config::default()
-        .message_buffer_size(8)
-        .drop_policy(DropPolicy::DropNewest);
-    let (mut s, id) = held(config);
-    assert_eq!(
-        s.hub
-            .admit(id, s.now, Admission::new().message_buffer_size(2)),
-        Ok(true)
-    );
-    s.pump();
-    s.attach_client(id);
-    s.peer(id).reading = crate::sim::Reading::Stalled;
+    let (mut s, id) = admitted_and_stalled(Admission::new().message_buffer_size(2));
     let mut queued = 0;
     let mut dropped = 0;
     for i in 0..5 {
