@@ -251,6 +251,9 @@ macro_rules! __with_every_case {
             silent_client_cut_after_pong_wait,
             answering_client_stays_connected,
             stalled_reader_cut_after_write_wait,
+            // quiet sessions without a task
+            quiet_sessions_park_and_wake_for_every_kind_of_wakeup,
+            parked_sessions_keep_their_keepalive,
             // close
             client_close_answered_1000,
             server_close_after_queued_data,

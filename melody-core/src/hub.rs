@@ -832,6 +832,34 @@ impl<U> Hub<U> {
             .is_some_and(|s| s.trim())
     }
 
+    /// Whether no data message went either way for the session since its last ping
+    /// tick (or since it opened, before the first), and the pong to its last ping has
+    /// come: a driver may then give up the task or thread it keeps for the session
+    /// until its next wakeup, as quiet sessions are most of a large server's and each
+    /// wakes only for its next ping or a rare message. (Waiting for the pong, it stays:
+    /// one wakeup per ping period instead of two.) `false` for an unknown session.
+    ///
+    /// ```
+    /// # use std::time::Instant;
+    /// # use melody_core::*;
+    /// # let t0 = Instant::now();
+    /// # let mut hub: Hub = Hub::new(Config::default(), t0)?;
+    /// # const UPGRADE: &[u8] = b"GET /chat HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n\
+    /// #     Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    /// let id = hub.open(t0, ConnectionInfo::default(), Keys::new());
+    /// hub.handle_input(id, t0, UPGRADE)?;
+    /// assert!(hub.is_quiet(id), "open, nothing sent or received yet");
+    /// hub.send(id, t0, &Prepared::text("hello"));
+    /// assert!(!hub.is_quiet(id), "until its next ping tick");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_quiet(&self, id: SessionId) -> bool {
+        self.sessions
+            .get(id.index as usize)
+            .filter(|s| s.serial == id.serial)
+            .is_some_and(|s| s.is_quiet())
+    }
+
     /// Bytes a session holds of inbound frames and messages not yet complete (see
     /// `SessionMachine::held_inbound_bytes`); `None` for an unknown session.
     // The budget charges these bytes per session (`SessionMachine::settle_inbound`);

@@ -107,3 +107,37 @@ fn a_session_idle_after_its_handshake_holds_no_outbox_lanes() {
     assert!(!hub.trim(id), "data since the last ping: kept for the next");
     assert_eq!(hub.lanes_allocated(id), Some(true));
 }
+
+#[test]
+fn a_session_is_quiet_until_data_goes_either_way_and_again_after_its_next_ping() {
+    let config = Config::default();
+    let ping_tick = config.ping_period + config.timer_granularity;
+    let (mut hub, id, t0) = open(config);
+    let _ = written(&mut hub, id, t0); // the 101
+    assert!(hub.is_quiet(id), "nothing sent or received since it opened");
+    hub.handle_input(id, t0, &frame(0x81, b"in"))
+        .expect("known session");
+    assert!(matches!(hub.poll_event(id), Some(Event::Text(_))));
+    assert!(!hub.is_quiet(id), "a message received");
+    assert!(hub.trim(id), "receiving alone keeps no buffer warm");
+    let tick = t0 + ping_tick;
+    hub.handle_timeout(tick);
+    let ping = written(&mut hub, id, tick);
+    assert_eq!(ping.first(), Some(&0x89), "the keepalive ping went out");
+    assert!(!hub.is_quiet(id), "its pong is due");
+    hub.handle_input(id, tick, &frame(0x8a, b""))
+        .expect("known session");
+    assert!(matches!(hub.poll_event(id), Some(Event::Pong(_))));
+    assert!(hub.is_quiet(id), "nothing since the ping tick, the pong in");
+    hub.send(id, tick, &crate::Prepared::text("out"));
+    assert!(!hub.is_quiet(id), "a message queued");
+    // A control frame answered is not data: a ping from the peer keeps it quiet.
+    let (mut hub, id, t0) = open(Config::default());
+    let _ = written(&mut hub, id, t0);
+    hub.handle_input(id, t0, &frame(0x89, b"p"))
+        .expect("known session");
+    assert_eq!(written(&mut hub, id, t0), [0x8a, 1, b'p']);
+    assert!(hub.is_quiet(id));
+    hub.release(id);
+    assert!(!hub.is_quiet(id), "a released session is not known");
+}

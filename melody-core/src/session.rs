@@ -220,6 +220,10 @@ pub(crate) struct SessionMachine<U> {
     pub(crate) ready: bool,
     /// Data was queued since the last ping tick (see `trim`).
     pub(crate) data_since_ping: bool,
+    /// A data message was received since the last ping tick (see `is_quiet`).
+    received_since_ping: bool,
+    /// Our last keepalive ping has had no pong yet (see `is_quiet`).
+    awaiting_pong: bool,
     pub(crate) kind: SessionKind,
     /// Text messages go out as binary frames (see `Admission::binary_writes`).
     binary_writes: bool,
@@ -389,6 +393,8 @@ impl<U> SessionMachine<U> {
             counters: Counters::default(),
             ready: false,
             data_since_ping: false,
+            received_since_ping: false,
+            awaiting_pong: false,
             connected: false,
             close_written: false,
             overrides: None,
@@ -489,6 +495,12 @@ impl<U> SessionMachine<U> {
     /// Frees the memory of empty queues, unless data flowed since the last ping tick:
     /// a session in steady use keeps its buffers (no allocation per message), one idle
     /// for a ping period holds none.
+    /// No data message went either way since the last ping tick (or since it opened),
+    /// and no pong is due: its next wakeup is its next ping, or news.
+    pub(crate) fn is_quiet(&self) -> bool {
+        !self.data_since_ping && !self.received_since_ping && !self.awaiting_pong
+    }
+
     pub(crate) fn trim(&mut self) -> bool {
         if self.data_since_ping {
             return false;
@@ -915,10 +927,12 @@ impl<U> SessionMachine<U> {
                 match ws.read(&mut stream) {
                     Ok(Message::Text(text)) => {
                         self.counters.received += 1;
+                        self.received_since_ping = true;
                         self.events.push_back(Event::Text(text));
                     }
                     Ok(Message::Binary(data)) => {
                         self.counters.received += 1;
+                        self.received_since_ping = true;
                         self.events.push_back(Event::Binary(data));
                     }
                     Ok(Message::Pong(data)) => {
@@ -957,6 +971,9 @@ impl<U> SessionMachine<U> {
             ctx.arm(self, TimerKind::Message, at);
         }
         // Keepalive ends when the session starts closing: a late pong re-arms nothing.
+        if pong {
+            self.awaiting_pong = false;
+        }
         if pong && !self.outbox.is_sealed() {
             let at = ctx.now + ctx.config.pong_wait;
             ctx.arm(self, TimerKind::Pong, at);
@@ -1365,10 +1382,13 @@ impl<U> SessionMachine<U> {
         match kind {
             TimerKind::Ping => {
                 self.data_since_ping = false;
+                self.received_since_ping = false;
                 if self.state() == SessionState::Open {
                     if !self.outbox.has_queued_control() {
                         self.outbox.push_control(self.keepalive());
                     }
+                    // An event stream's keepalive comment gets no answer.
+                    self.awaiting_pong = self.kind == SessionKind::WebSocket;
                     let next = ctx.wheel.instant_of(tick) + ctx.config.ping_period;
                     ctx.arm(self, TimerKind::Ping, next);
                     self.sync_write_timer(ctx);

@@ -8,7 +8,7 @@ use std::io::IoSlice;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use melody_core::{
@@ -17,6 +17,7 @@ use melody_core::{
 };
 
 use crate::clock;
+use crate::dormant::{Dormant, Parked};
 use crate::drain::Drain;
 use crate::error::{panic_message, Error};
 use crate::handlers::Handlers;
@@ -29,6 +30,7 @@ use crate::runtime::{Runtime, Transport};
 use crate::session::Session;
 use crate::shared::Shared;
 use crate::slot::{Info, SessionKey, Slot};
+use crate::unparker::Unparker;
 
 /// Bytes read per `poll_read`; the buffer is per thread, not per connection, so idle
 /// connections hold no read buffer of their own.
@@ -57,7 +59,12 @@ pub struct Connection<R: Runtime, T: Transport> {
     shared: Arc<Shared<R>>,
     shard: usize,
     id: SessionId,
-    transport: T,
+    /// `None` only once the connection has parked (see `dormant.rs`).
+    transport: Option<T>,
+    /// May give up its task while quiet (spawned by the driver: nobody awaits it).
+    parkable: bool,
+    /// The last exchange found the session quiet and trimmed (`Hub::is_quiet`).
+    quiet: bool,
     /// What the hub handed out to write; the hub takes written bytes off it.
     batch: Batch,
     /// Bytes written since the hub was last told (reported by the next exchange).
@@ -108,7 +115,9 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             shared,
             shard,
             id,
-            transport,
+            transport: Some(transport),
+            parkable: false,
+            quiet: false,
             batch: Batch::new(),
             unreported: 0,
             events: VecDeque::new(),
@@ -126,6 +135,133 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             #[cfg(any(feature = "tracing", feature = "metrics"))]
             refused_facts: None,
         }
+    }
+
+    /// A connection whose task ends when it parks (quiet and idle), to come back in a
+    /// task the driver spawns: for connections the driver spawns itself.
+    pub(crate) fn parkable(mut self) -> Self {
+        self.parkable = true;
+        self
+    }
+
+    /// A parked connection back in a (new) task, as it was when it parked.
+    pub(crate) fn resume(parked: Parked<R, T>) -> Self {
+        let Parked {
+            session,
+            shard,
+            id,
+            transport,
+            observer,
+        } = parked;
+        Connection {
+            shared: session.shared.clone(),
+            shard,
+            id,
+            transport: Some(transport),
+            parkable: true,
+            quiet: false,
+            batch: Batch::new(),
+            unreported: 0,
+            events: VecDeque::new(),
+            session: Some(session),
+            verdict: None,
+            read_done: false,
+            read_blocked: false,
+            read_this_poll: 0,
+            finished: false,
+            disconnected: false,
+            done: false,
+            observer,
+            in_flight: InFlight::default(),
+            drain: None,
+            #[cfg(any(feature = "tracing", feature = "metrics"))]
+            refused_facts: None,
+        }
+    }
+
+    /// Whether the task has nothing to do and nothing in hand: the session is quiet,
+    /// connected and not ending, the transport has nothing to read and holds the
+    /// task's waker, no handler or verdict is pending, nothing waits to be written.
+    fn may_park(&self) -> bool {
+        self.parkable
+            && self.quiet
+            && self.session.is_some()
+            && self.read_blocked
+            && !self.read_done
+            && !self.finished
+            && self.verdict.is_none()
+            && self.in_flight.len() == 0
+            && self.events.is_empty()
+            && self.batch.is_empty()
+            && self.unreported == 0
+            && self.drain.is_none()
+    }
+
+    /// Gives the task up: the transport's and the hub slot's wakers become a
+    /// [`Dormant`] holding what the connection needs to come back. Returns `false`
+    /// (the task goes on) when input or a wakeup came meanwhile.
+    fn park(&mut self, now: Instant) -> bool {
+        let dormant = Dormant::<R, T>::new(|parked| Box::pin(Connection::resume(parked)));
+        let waker = Waker::from(dormant.clone());
+        let unparker = self.shared.unparker.clone();
+        // Counted first: a wakeup may come as soon as a waker is handed over.
+        unparker.parking();
+        // The transport first: input from now on wakes the dormant waker. Anything
+        // read instead goes to the hub as usual, and the task goes on.
+        self.read_blocked = false;
+        let mut cx = Context::from_waker(&waker);
+        let read = self.read(&mut cx, now);
+        if read || !self.read_blocked {
+            return self.stay(&unparker);
+        }
+        // Then the slot: unless a delivery took the task's waker since the exchange
+        // (and woke the task, which must then run).
+        let swapped = self.with_hub(|hub, id| match hub.user_mut(id) {
+            Some(slot) if slot.waker.is_set() => {
+                slot.waker.register(&waker);
+                true
+            }
+            _ => false,
+        });
+        let (session, transport) = match (swapped, self.session.take(), self.transport.take()) {
+            (true, Some(session), Some(transport)) => (session, transport),
+            (_, session, transport) => {
+                self.session = session;
+                self.transport = transport;
+                return self.stay(&unparker);
+            }
+        };
+        let parked = Parked {
+            session,
+            shard: self.shard,
+            id: self.id,
+            transport,
+            observer: std::mem::take(&mut self.observer),
+        };
+        match dormant.settle(parked) {
+            Ok(()) => {
+                // The parts live on in the dormant waker: this task ends without
+                // releasing the session.
+                self.done = true;
+                unparker.ensure_started(&self.shared.rt);
+                true
+            }
+            Err(parked) => {
+                // Woken while handing over: carry on with the task.
+                self.session = Some(parked.session);
+                self.transport = Some(parked.transport);
+                self.observer = parked.observer;
+                self.stay(&unparker)
+            }
+        }
+    }
+
+    /// Parking called off: the task goes on, and its next turn registers its own
+    /// wakers again (the transport may hold the dormant one now).
+    fn stay(&mut self, unparker: &Unparker) -> bool {
+        unparker.not_parked();
+        self.read_blocked = false;
+        false
     }
 
     /// After the write side is shut down: drains the peer's input (see `drain.rs`)
@@ -157,7 +293,9 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         let Some(drain) = self.drain.as_mut() else {
             return Poll::Ready(());
         };
-        let transport = &mut self.transport;
+        let Some(transport) = self.transport.as_mut() else {
+            return Poll::Ready(());
+        };
         let drained = READ_BUF.with(|buf| drain.poll(cx, transport, &mut buf.borrow_mut()));
         if drained.is_ready() {
             self.drain = None;
@@ -184,7 +322,11 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             }
             let polled = READ_BUF.with(|buf| {
                 let mut buf = buf.borrow_mut();
-                match self.transport.poll_read(cx, &mut buf) {
+                let polled = match self.transport.as_mut() {
+                    Some(transport) => transport.poll_read(cx, &mut buf),
+                    None => Poll::Ready(Ok(0)),
+                };
+                match polled {
                     Poll::Ready(Ok(0)) => Some(Err(None)),
                     Poll::Ready(Ok(n)) => {
                         observe::bytes_in(n);
@@ -227,6 +369,7 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         let mut connected_info = None;
         let mut request_info = None;
         let mut trimmed = false;
+        let mut quiet = false;
         #[cfg(any(feature = "tracing", feature = "metrics"))]
         let refused_facts = &mut self.refused_facts;
         #[cfg(feature = "metrics")]
@@ -262,6 +405,7 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             }
             if !found {
                 trimmed = batch.is_empty() && hub.trim(id);
+                quiet = trimmed && hub.is_quiet(id);
                 if let Some(slot) = hub.user_mut(id) {
                     slot.waker.register(cx.waker());
                 }
@@ -272,6 +416,7 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         if let Some(stats) = sampled {
             self.observer.sample(stats);
         }
+        self.quiet = quiet;
         if trimmed {
             // Parking idle (no data since the last ping): hold no buffers either (but
             // the events an async handler's bound holds back).
@@ -527,11 +672,14 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         if self.batch.is_empty() || self.unreported > 0 {
             return false;
         }
+        let Some(transport) = self.transport.as_mut() else {
+            return false;
+        };
         let mut slices = [IoSlice::new(&[]); MAX_IOV];
         let count = self.batch.io_slices(&mut slices);
         let written = match &slices[..count] {
-            [single] => self.transport.poll_write(cx, single),
-            several => self.transport.poll_write_vectored(cx, several),
+            [single] => transport.poll_write(cx, single),
+            several => transport.poll_write_vectored(cx, several),
         };
         match written {
             Poll::Ready(Ok(0)) | Poll::Pending => false,
@@ -700,7 +848,11 @@ impl<R: Runtime, T: Transport> Future for Connection<R, T> {
             progress |= this.poll_in_flight(cx);
             progress |= this.write(cx);
             if this.finished && this.disconnected && this.events.is_empty() {
-                return match this.transport.poll_close(cx) {
+                let closed = match this.transport.as_mut() {
+                    Some(transport) => transport.poll_close(cx),
+                    None => Poll::Ready(Ok(())),
+                };
+                return match closed {
                     Poll::Pending => Poll::Pending,
                     Poll::Ready(_) => {
                         // The session is over for everyone else now; the transport
@@ -715,6 +867,14 @@ impl<R: Runtime, T: Transport> Future for Connection<R, T> {
                     // More may be waiting to be read, and no read waker is registered:
                     // come back after the others had their turn.
                     break;
+                }
+                if this.may_park() {
+                    if this.park(now) {
+                        return Poll::Ready(());
+                    }
+                    // Called off by input or a wakeup: the next turn takes it and
+                    // registers the task's own wakers again.
+                    continue;
                 }
                 return Poll::Pending;
             }

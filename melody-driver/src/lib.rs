@@ -4,7 +4,8 @@
 //! An adapter implements two seams — [`Runtime`] (spawn, sleep until, now) and
 //! [`Transport`] (poll read, poll vectored write, poll close) — and gets the whole
 //! melody API: [`Melody`] with its handlers and broadcasts, [`Session`] handles, one
-//! task per connection, and one clock task per instance.
+//! task per busy connection (a quiet one gives its task up until its next wakeup, see
+//! [`Melody::parked_connections`]), and one clock task per instance.
 //!
 //! Sessions live in hub shards behind locks, each with a waker slot. A broadcast takes
 //! each shard's lock once, queues the message by reference in every outbox, and wakes
@@ -22,6 +23,9 @@ mod async_handling;
 mod backplane;
 mod clock;
 mod connection;
+mod dormant;
+#[cfg(test)]
+mod dormant_tests;
 mod drain;
 mod error;
 mod fanout;
@@ -45,6 +49,7 @@ mod shard;
 mod shared;
 mod slot;
 mod sync;
+mod unparker;
 mod wait;
 
 pub use async_handling::{AsyncHandling, AsyncStats, Overflow};

@@ -21,6 +21,7 @@ use crate::filter::SessionRef;
 use crate::request::{RequestHook, RequestInfo, Verdict, VerdictFuture};
 use crate::runtime::{BoxFuture, Runtime, Transport};
 use crate::session::Session;
+use crate::shard::Shard;
 use crate::shared::Shared;
 use crate::slot::Slot;
 use crate::wait::{Closed, IdleOrDeadline};
@@ -718,7 +719,8 @@ impl<R: Runtime> Melody<R> {
         if self.is_closed() {
             return;
         }
-        let task = self.connection(transport, info);
+        // Spawned here, awaited by nobody: it may give up its task while quiet.
+        let task = self.connection(transport, info).parkable();
         self.shared.rt.spawn(Box::pin(task));
     }
 
@@ -1366,6 +1368,8 @@ impl<R: Runtime> Melody<R> {
     /// transport is closed and the slot released: handshaking and closing connections
     /// count, unlike in [`Melody::len`]. With no client left it returns to 0; a count
     /// that stays above is a leaked task. (The clock task, one per instance, is apart.)
+    /// Parked connections ([`Melody::parked_connections`]) count: they are tasks again
+    /// at their next wakeup.
     ///
     /// ```
     /// # use std::time::Instant;
@@ -1400,6 +1404,36 @@ impl<R: Runtime> Melody<R> {
     /// ```
     pub fn connection_tasks(&self) -> usize {
         self.shared.lifecycle.connections()
+    }
+
+    /// Connections that gave up their task while quiet: counted in
+    /// [`Melody::connection_tasks`], each held by one small allocation (its transport,
+    /// its session handle) until a wakeup (input, a message for it, a ping due, a
+    /// close) spawns its task again.
+    ///
+    /// A connection [`Melody::spawn_connection`] (or an adapter's `serve`) started
+    /// parks when it has nothing to do and its session is quiet: no data message went
+    /// either way since it opened or since its last ping
+    /// ([`Hub::is_quiet`](melody_core::Hub::is_quiet)). Most of a large server's
+    /// connections are; a task per connection is most of what one costs
+    /// (BENCHMARKS.md, idle memory). A future from [`Melody::connection`] never parks:
+    /// whoever awaits it expects it to end with the session.
+    ///
+    /// ```
+    /// # use std::time::Instant;
+    /// # use melody_driver::{api::*, Melody};
+    /// # #[derive(Clone, Default)] struct Rt;
+    /// # impl Runtime for Rt {
+    /// #     fn spawn(&self, _task: BoxFuture) {}
+    /// #     fn sleep_until(&self, _deadline: Instant) -> BoxFuture { Box::pin(async {}) }
+    /// #     fn now(&self) -> Instant { Instant::now() }
+    /// # }
+    /// let melody = Melody::with_runtime(Rt, Config::default())?;
+    /// assert_eq!(melody.parked_connections(), 0);
+    /// # Ok::<(), ConfigError>(())
+    /// ```
+    pub fn parked_connections(&self) -> usize {
+        self.shared.unparker.parked()
     }
 
     /// Timer-wheel entries of every shard, stale ones included (see
@@ -1679,8 +1713,10 @@ impl<R: Runtime> Melody<R> {
     /// ```
     pub fn stats(&self) -> HubStats {
         let mut total = HubStats::default();
-        for shard in self.shared.shards.iter() {
-            let s = shard.read(|hub| hub.stats());
+        let each = Shard::read_all(&self.shared.shards, |hubs| {
+            hubs.iter().map(|hub| hub.stats()).collect::<Vec<_>>()
+        });
+        for s in each {
             total.opened += s.opened;
             total.connected += s.connected;
             total.rejected += s.rejected;

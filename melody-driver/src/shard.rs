@@ -76,4 +76,14 @@ impl Shard {
     pub(crate) fn read<T>(&self, op: impl FnOnce(&Hub<Slot>) -> T) -> T {
         op(&self.lock())
     }
+
+    /// Reads every hub at one moment: their locks taken in order and held together.
+    /// (Read shard by shard, a sum could count bytes twice as the shared memory budget
+    /// moves them between shards: released on one read first, reserved on one read
+    /// after.) No operation holds two shard locks, so the order cannot deadlock.
+    pub(crate) fn read_all<T>(shards: &[Shard], op: impl FnOnce(&[&Hub<Slot>]) -> T) -> T {
+        let guards: Vec<_> = shards.iter().map(Shard::lock).collect();
+        let hubs: Vec<&Hub<Slot>> = guards.iter().map(|guard| &**guard).collect();
+        op(&hubs)
+    }
 }

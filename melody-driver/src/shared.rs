@@ -14,6 +14,7 @@ use crate::link::Attached;
 use crate::runtime::Runtime;
 use crate::shard::Shard;
 use crate::slot::Slot;
+use crate::unparker::Unparker;
 use crate::wait::Lifecycle;
 
 pub(crate) struct Shared<R: Runtime> {
@@ -32,6 +33,8 @@ pub(crate) struct Shared<R: Runtime> {
     pub(crate) backplane: OnceLock<Attached>,
     /// Topic histories, one store for every shard (see `history.rs`).
     pub(crate) history: SharedHistory,
+    /// Brings parked (quiet, taskless) connections back to a task (see `dormant.rs`).
+    pub(crate) unparker: Arc<Unparker>,
 }
 
 impl<R: Runtime> Shared<R> {
@@ -67,6 +70,7 @@ impl<R: Runtime> Shared<R> {
             lifecycle: Arc::default(),
             backplane: OnceLock::new(),
             hook_panics: AtomicU64::new(0),
+            unparker: Arc::default(),
         })
     }
 

@@ -27,6 +27,11 @@ impl WakerSlot {
         }
     }
 
+    /// Whether a waker waits here (none: it was taken to be woken, or never given).
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// Takes the waker out, to wake it once no lock is held.
     pub(crate) fn take(&mut self) -> Option<Waker> {
         self.0.take()
