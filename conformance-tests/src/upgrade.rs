@@ -24,8 +24,9 @@ const CHUNK: usize = 1024;
 /// It reads the request (at most `max_handshake_size` bytes, within
 /// `handshake_timeout`), checks it with [`Melody::check_upgrade`] (version, key, origin
 /// policy, session cap), answers 101 or the refusal's HTTP status, and then runs the
-/// session through [`Melody::upgraded_connection`] until it is over. Spawn the returned
-/// future on the adapter's runtime, one per accepted connection.
+/// session through [`Melody::upgraded_connection`] until it is over or parks (see
+/// [`Connection::parkable`](melody_driver::Connection::parkable)): spawn the returned
+/// future on the adapter's runtime, one per accepted connection, and do not wait for it.
 ///
 /// ```
 /// # use conformance_tests::{upgrade_with_keys, KeysFn};
@@ -124,6 +125,7 @@ pub async fn upgrade_with_keys<R: Runtime, T: Transport>(
     };
     melody
         .upgraded_connection(transport, request, accept, keys, info)
+        .parkable()
         .await;
 }
 

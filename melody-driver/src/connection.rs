@@ -137,9 +137,38 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         }
     }
 
-    /// A connection whose task ends when it parks (quiet and idle), to come back in a
-    /// task the driver spawns: for connections the driver spawns itself.
-    pub(crate) fn parkable(mut self) -> Self {
+    /// Lets the connection give its task up while its session is quiet (see
+    /// [`Melody::parked_connections`](crate::Melody::parked_connections)): this future
+    /// then completes when it parks, and the connection goes on in tasks the instance
+    /// spawns on its runtime at each wakeup. For a connection that is spawned and never
+    /// awaited, as `serve` and the HTTP integrations do; awaited, the future would end
+    /// long before the session.
+    ///
+    /// ```
+    /// # use std::time::Instant;
+    /// # use melody_driver::{api::*, Melody};
+    /// # #[derive(Clone, Default)] struct Rt;
+    /// # impl Runtime for Rt {
+    /// #     fn spawn(&self, _task: BoxFuture) {}
+    /// #     fn sleep_until(&self, _deadline: Instant) -> BoxFuture { Box::pin(async {}) }
+    /// #     fn now(&self) -> Instant { Instant::now() }
+    /// # }
+    /// # let melody = Melody::with_runtime(Rt, Config::default())?;
+    /// # use std::{io, task::{Context, Poll}};
+    /// # struct Socket;
+    /// # impl Transport for Socket {
+    /// #     fn poll_read(&mut self, _: &mut Context<'_>, _: &mut [u8]) -> Poll<io::Result<usize>> { Poll::Pending }
+    /// #     fn poll_write_vectored(&mut self, _: &mut Context<'_>, b: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    /// #         Poll::Ready(Ok(b.iter().map(|b| b.len()).sum()))
+    /// #     }
+    /// #     fn poll_close(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> { Poll::Ready(Ok(())) }
+    /// # }
+    /// // `Socket` stands for an accepted connection; spawned, never awaited.
+    /// let task = melody.connection(Socket, ConnectionInfo::default()).parkable();
+    /// melody.runtime().spawn(Box::pin(task));
+    /// # Ok::<(), ConfigError>(())
+    /// ```
+    pub fn parkable(mut self) -> Self {
         self.parkable = true;
         self
     }

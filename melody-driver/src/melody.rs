@@ -1416,8 +1416,10 @@ impl<R: Runtime> Melody<R> {
     /// either way since it opened or since its last ping
     /// ([`Hub::is_quiet`](melody_core::Hub::is_quiet)). Most of a large server's
     /// connections are; a task per connection is most of what one costs
-    /// (BENCHMARKS.md, idle memory). A future from [`Melody::connection`] never parks:
-    /// whoever awaits it expects it to end with the session.
+    /// (BENCHMARKS.md, idle memory). A future from [`Melody::connection`] or the
+    /// upgrade entry points parks only once made
+    /// [`parkable`](crate::Connection::parkable) (spawned, never awaited, as the axum
+    /// integration's are): whoever awaits it expects it to end with the session.
     ///
     /// ```
     /// # use std::time::Instant;

@@ -219,6 +219,25 @@ fn one_publish_reaches_event_streams_and_websockets_on_the_same_route() {
 }
 
 #[test]
+fn quiet_sessions_of_both_kinds_park_and_a_publish_brings_them_back() {
+    let server = Server::start();
+    let mut stream = send(server.addr, "GET", "/devices/d3/events", &[SSE, TOKEN], "");
+    assert_eq!(read_head(&mut stream).status, 200);
+    let mut ws = server
+        .websocket("/devices/d3/events", &[TOKEN])
+        .expect("the WebSocket upgrade on the session route");
+    wait_until("both quiet sessions parked", || {
+        server.melody.parked_connections() == 2
+    });
+    let (posted, _) = request(server.addr, "POST", "/devices/d3/events", &[], "up");
+    assert_eq!(posted.status, 202);
+    let mut body = String::new();
+    read_chunks_until(&mut stream, &mut body, "event: message\ndata: up\n\n");
+    assert_eq!(recv(&mut ws), "t:up");
+    assert_eq!(server.melody.parked_connections(), 0, "data flowed: tasks");
+}
+
+#[test]
 fn the_hook_refuses_event_streams_and_websockets_with_its_status_and_headers() {
     let server = Server::start();
     let (head, body) = request(server.addr, "GET", "/devices/d1/events", &[SSE], "");

@@ -54,7 +54,12 @@ pub(crate) async fn event_stream(melody: &Melody, parts: Parts) -> Response<Body
         return refusal(refused);
     }
     let (transport, body) = event_stream_pipe();
-    tokio::spawn(melody.event_stream_connection(transport, head, verdict, info));
+    // Spawned, never awaited: it may give its task up while quiet.
+    tokio::spawn(
+        melody
+            .event_stream_connection(transport, head, verdict, info)
+            .parkable(),
+    );
     let mut response = Response::new(Body::new(body));
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();

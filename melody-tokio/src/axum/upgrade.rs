@@ -89,8 +89,9 @@ pub(crate) async fn upgrade(
         Some(keys) => verdict.keys(keys),
         None => verdict,
     };
+    // Spawned, never awaited: it may give its task up while quiet.
     let connection = melody.judged_upgrade(transport, head, accept, verdict, info);
-    tokio::spawn(connection);
+    tokio::spawn(connection.parkable());
     response
 }
 
