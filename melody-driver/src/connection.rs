@@ -111,6 +111,11 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
     pub(crate) fn new(shared: Arc<Shared<R>>, shard: usize, id: SessionId, transport: T) -> Self {
         shared.lifecycle.connection_started();
         clock::ensure_started(&shared);
+        Self::at_start(shared, shard, id, transport)
+    }
+
+    /// The task's state before its first turn (counted by the caller).
+    fn at_start(shared: Arc<Shared<R>>, shard: usize, id: SessionId, transport: T) -> Self {
         Connection {
             shared,
             shard,
@@ -173,7 +178,8 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         self
     }
 
-    /// A parked connection back in a (new) task, as it was when it parked.
+    /// A parked connection back in a (new) task, as it was when it parked (still
+    /// counted: parking did not release it).
     pub(crate) fn resume(parked: Parked<R, T>) -> Self {
         let Parked {
             session,
@@ -182,30 +188,11 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             transport,
             observer,
         } = parked;
-        Connection {
-            shared: session.shared.clone(),
-            shard,
-            id,
-            transport: Some(transport),
-            parkable: true,
-            quiet: false,
-            batch: Batch::new(),
-            unreported: 0,
-            events: VecDeque::new(),
-            session: Some(session),
-            verdict: None,
-            read_done: false,
-            read_blocked: false,
-            read_this_poll: 0,
-            finished: false,
-            disconnected: false,
-            done: false,
-            observer,
-            in_flight: InFlight::default(),
-            drain: None,
-            #[cfg(any(feature = "tracing", feature = "metrics"))]
-            refused_facts: None,
-        }
+        let mut connection = Self::at_start(session.shared.clone(), shard, id, transport);
+        connection.session = Some(session);
+        connection.observer = observer;
+        connection.parkable = true;
+        connection
     }
 
     /// Whether the task has nothing to do and nothing in hand: the session is quiet,

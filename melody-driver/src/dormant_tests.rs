@@ -165,8 +165,8 @@ impl Transport for Scripted {
     }
 }
 
-/// An echoing instance with one connection through its handshake.
-fn echo_connected() -> (HandRun, Melody<HandRun>, Peer) {
+/// An echoing instance and a peer whose upgrade request waits to be read.
+fn echo_instance() -> (HandRun, Melody<HandRun>, Peer) {
     let rt = HandRun::default();
     let melody = Melody::with_runtime(rt.clone(), Config::default()).expect("valid config");
     melody.on_message(|s, text| {
@@ -174,6 +174,12 @@ fn echo_connected() -> (HandRun, Melody<HandRun>, Peer) {
     });
     let peer = Peer::default();
     peer.send(UPGRADE);
+    (rt, melody, peer)
+}
+
+/// An echoing instance with one connection through its handshake.
+fn echo_connected() -> (HandRun, Melody<HandRun>, Peer) {
+    let (rt, melody, peer) = echo_instance();
     melody.spawn_connection(Scripted(peer.clone()), ConnectionInfo::default());
     rt.run_until_idle();
     let answer = peer.take_output();
@@ -205,13 +211,7 @@ fn a_broadcast_brings_a_parked_connection_back() {
 
 #[test]
 fn input_racing_the_park_keeps_the_task() {
-    let rt = HandRun::default();
-    let melody = Melody::with_runtime(rt.clone(), Config::default()).expect("valid config");
-    melody.on_message(|s, text| {
-        let _ = s.write(text);
-    });
-    let peer = Peer::default();
-    peer.send(UPGRADE);
+    let (rt, melody, peer) = echo_instance();
     // The first wait is the task's own, after the handshake; the second is the
     // parking connection handing its read waker over: the input races that one.
     lock(&peer.0).race = Some((1, text_frame(b"raced")));
