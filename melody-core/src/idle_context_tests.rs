@@ -141,3 +141,23 @@ fn a_session_is_quiet_until_data_goes_either_way_and_again_after_its_next_ping()
     hub.release(id);
     assert!(!hub.is_quiet(id), "a released session is not known");
 }
+
+#[test]
+fn an_event_streams_keepalive_expects_no_answer_and_leaves_it_quiet() {
+    const STREAM: &[u8] = b"GET /events HTTP/1.1\r\nHost: localhost\r\n\
+        Accept: text/event-stream\r\n\r\n";
+    let config = Config::default();
+    let ping_tick = config.ping_period + config.timer_granularity;
+    let t0 = Instant::now();
+    let mut hub: Hub<Keys> = Hub::new(config, t0).expect("valid config");
+    let id = hub.open(t0, ConnectionInfo::default(), Keys::new());
+    hub.handle_input(id, t0, STREAM).expect("known session");
+    assert!(matches!(hub.poll_event(id), Some(Event::Connect)));
+    let _ = written(&mut hub, id, t0); // the 200 and the retry field
+    assert!(hub.is_quiet(id));
+    let tick = t0 + ping_tick;
+    hub.handle_timeout(tick);
+    let comment = written(&mut hub, id, tick);
+    assert!(!comment.is_empty(), "the keepalive comment went out");
+    assert!(hub.is_quiet(id), "no pong to wait for");
+}

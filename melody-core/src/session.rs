@@ -492,15 +492,15 @@ impl<U> SessionMachine<U> {
         }
     }
 
-    /// Frees the memory of empty queues, unless data flowed since the last ping tick:
-    /// a session in steady use keeps its buffers (no allocation per message), one idle
-    /// for a ping period holds none.
     /// No data message went either way since the last ping tick (or since it opened),
     /// and no pong is due: its next wakeup is its next ping, or news.
     pub(crate) fn is_quiet(&self) -> bool {
         !self.data_since_ping && !self.received_since_ping && !self.awaiting_pong
     }
 
+    /// Frees the memory of empty queues, unless data flowed since the last ping tick:
+    /// a session in steady use keeps its buffers (no allocation per message), one idle
+    /// for a ping period holds none.
     pub(crate) fn trim(&mut self) -> bool {
         if self.data_since_ping {
             return false;
