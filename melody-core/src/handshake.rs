@@ -18,6 +18,13 @@ pub type Request = tungstenite::http::Request<()>;
 /// A parsed request (an `http::HeaderMap` and a copy of every header value) costs about
 /// 1 KB; most sessions never look at theirs after the handshake, so the raw head (a
 /// couple of hundred bytes) is what a session keeps until someone asks.
+///
+/// Once a WebSocket session is open, its head no longer carries the fields its
+/// handshake consumed: `Connection`, `Upgrade`, `Sec-WebSocket-Key`,
+/// `Sec-WebSocket-Version` and `Sec-WebSocket-Extensions` (the outcome of the last is
+/// the session's compression). Every other field (`Host`, `Origin`, `Cookie`,
+/// `Sec-WebSocket-Protocol`, ...) stays. Before then (the request hook, a held
+/// request) the head is whole.
 pub struct RequestHead {
     raw: Box<[u8]>,
     parsed: std::sync::OnceLock<Box<Request>>,
@@ -30,6 +37,34 @@ impl RequestHead {
             raw,
             parsed: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The head an open WebSocket session keeps: without the fields its handshake
+    /// consumed (see the type's docs), and unparsed again, so a parse made for the
+    /// request hook does not stay for the session's life. A head parsed by an HTTP
+    /// framework (no raw bytes) is kept as it is.
+    pub(crate) fn into_session_head(self) -> Self {
+        if self.raw.is_empty() {
+            return self;
+        }
+        let mut kept = Vec::with_capacity(self.raw.len());
+        let mut dropping = false;
+        for (n, line) in self.raw.split_inclusive(|b| *b == b'\n').enumerate() {
+            // A line starting with white space continues the field before it.
+            let continues = n > 0 && matches!(line.first(), Some(b' ' | b'\t'));
+            if !continues {
+                dropping = n > 0 && is_consumed_field(line);
+            }
+            if !dropping {
+                kept.extend_from_slice(line);
+            }
+        }
+        let raw = if kept.len() == self.raw.len() {
+            self.raw
+        } else {
+            kept.into_boxed_slice()
+        };
+        RequestHead::raw(raw)
     }
 
     /// A head already parsed (by an HTTP framework).
@@ -79,6 +114,26 @@ impl std::fmt::Debug for RequestHead {
             .field("uri", self.request().uri())
             .finish()
     }
+}
+
+/// Header fields a WebSocket handshake consumes (see [`RequestHead`]).
+const CONSUMED_FIELDS: [&[u8]; 5] = [
+    b"connection",
+    b"upgrade",
+    b"sec-websocket-key",
+    b"sec-websocket-version",
+    b"sec-websocket-extensions",
+];
+
+/// Whether a header line (`Name: value\r\n`) is one of [`CONSUMED_FIELDS`].
+fn is_consumed_field(line: &[u8]) -> bool {
+    let Some(colon) = line.iter().position(|b| *b == b':') else {
+        return false;
+    };
+    let name = line[..colon].trim_ascii();
+    CONSUMED_FIELDS
+        .iter()
+        .any(|field| name.eq_ignore_ascii_case(field))
 }
 
 /// The outcome of parsing the bytes received so far.
@@ -424,6 +479,43 @@ mod tests {
             Parsed::Complete { request, .. } => validate(&request, config),
             other => panic!("unexpected parse result {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_session_head_drops_the_fields_its_handshake_consumed_and_its_parse() {
+        let raw = "GET /chat?room=1 HTTP/1.1\r\nHost: a\r\nconnection: Upgrade\r\n\
+                   Upgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                   Origin: http://a\r\nSEC-WEBSOCKET-VERSION: 13\r\n\
+                   Sec-WebSocket-Extensions: permessage-deflate\r\n\
+                   Sec-WebSocket-Protocol: chat\r\nCookie: id=7\r\n\r\n";
+        let head = RequestHead::raw(raw.as_bytes().into());
+        // Parsed once (as the request hook does): the session's head starts unparsed.
+        assert_eq!(head.request().headers().len(), 9);
+        let kept = head.into_session_head();
+        assert!(kept.parsed.get().is_none());
+        assert_eq!(
+            std::str::from_utf8(&kept.raw).unwrap(),
+            "GET /chat?room=1 HTTP/1.1\r\nHost: a\r\nOrigin: http://a\r\n\
+             Sec-WebSocket-Protocol: chat\r\nCookie: id=7\r\n\r\n"
+        );
+        let request = kept.request();
+        assert_eq!(request.uri(), "/chat?room=1");
+        let names: Vec<_> = request.headers().keys().map(|k| k.as_str()).collect();
+        assert_eq!(
+            names,
+            ["host", "origin", "sec-websocket-protocol", "cookie"]
+        );
+        // Nothing to drop: the same bytes. A framework's parsed head: kept whole.
+        let plain = RequestHead::raw(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..].into());
+        let plain_bytes = plain.raw.as_ptr();
+        assert_eq!(plain.into_session_head().raw.as_ptr(), plain_bytes);
+        let framework = Request::builder()
+            .uri("/p")
+            .header("upgrade", "websocket")
+            .body(())
+            .unwrap();
+        let framework = RequestHead::parsed(framework).into_session_head();
+        assert_eq!(framework.request().headers().len(), 1);
     }
 
     #[test]

@@ -161,3 +161,13 @@ fn an_event_streams_keepalive_expects_no_answer_and_leaves_it_quiet() {
     assert!(!comment.is_empty(), "the keepalive comment went out");
     assert!(hub.is_quiet(id), "no pong to wait for");
 }
+
+/// Every session's machine sits in the hub's slab whether it is busy or idle, so its
+/// size is most of what an idle session costs; a field that grows it shows here first.
+#[test]
+fn a_session_machine_stays_within_its_size() {
+    use std::mem::size_of;
+    assert_eq!(size_of::<crate::timers::SessionTimers>(), 64);
+    let size = size_of::<crate::session::SessionMachine<Keys>>();
+    assert!(size <= 248, "{size} bytes");
+}

@@ -236,6 +236,11 @@ pub(crate) struct SessionMachine<U> {
     chunked: bool,
     /// `Connect` was emitted (and the session counted as open).
     pub(crate) connected: bool,
+    // (The next two belong to the session's own turns; here they fill padding.)
+    /// Our close frame (or error response) has been written out.
+    close_written: bool,
+    /// After our close frame is written, wait for the peer's before finishing.
+    await_peer_close: bool,
     pub(crate) outbox: Outbox,
     /// The driver's part; its waker is taken when a delivery makes the session ready.
     pub(crate) user: U,
@@ -253,15 +258,11 @@ pub(crate) struct SessionMachine<U> {
     /// How this session compresses what it sends: the configured mode when it agreed
     /// to permessage-deflate, `Off` otherwise.
     pub(crate) compression: Compression,
+    peer_closed: bool,
     pub(crate) topics: Vec<Membership>,
     /// Messages received, sent and dropped; the rest of [`SessionStats`] is read off
     /// the outbox and the compressor when asked for.
     pub(crate) counters: Counters,
-    /// Our close frame (or error response) has been written out.
-    close_written: bool,
-    /// After our close frame is written, wait for the peer's before finishing.
-    await_peer_close: bool,
-    peer_closed: bool,
     /// Bytes of partial inbound frames and messages charged to the memory budget
     /// (see `settle_inbound`).
     inbound_charged: usize,
@@ -828,7 +829,7 @@ impl<U> SessionMachine<U> {
         leftover: Vec<u8>,
     ) -> Outcome {
         if let Some(origin) = &mut self.origin {
-            origin.request = Some(request);
+            origin.request = Some(request.into_session_head());
             origin.protocol = accept.protocol;
         }
         self.deflate = accept.deflate;
@@ -1380,6 +1381,12 @@ impl<U> SessionMachine<U> {
     /// A deadline of `kind` (due at `tick`) has passed.
     pub(crate) fn on_timer(&mut self, ctx: &mut Ctx<'_>, kind: TimerKind, tick: Tick) -> Outcome {
         match kind {
+            // The two share a slot: once our close frame is written, it is the close
+            // deadline (keepalive stopped when the session began to close).
+            TimerKind::Ping | TimerKind::Close if self.close_written => {
+                self.fail(ctx, SessionError::CloseTimeout)
+            }
+            TimerKind::Close => Outcome::default(),
             TimerKind::Ping => {
                 self.data_since_ping = false;
                 self.received_since_ping = false;
@@ -1424,7 +1431,6 @@ impl<U> SessionMachine<U> {
             }
             TimerKind::Pong => self.fail(ctx, SessionError::PongTimeout),
             TimerKind::Write => self.fail(ctx, SessionError::WriteTimeout),
-            TimerKind::Close => self.fail(ctx, SessionError::CloseTimeout),
         }
     }
 

@@ -21,7 +21,8 @@ pub(crate) enum TimerKind {
     Pong = 2,
     /// Pending bytes must make progress.
     Write = 3,
-    /// The peer must answer our close frame.
+    /// The peer must answer our close frame. It shares the ping's slot (see
+    /// [`TimerKind::slot`]): keepalive stops once a session is closing.
     Close = 4,
     /// A message in progress must be complete. It shares the handshake's slot (see
     /// [`TimerKind::slot`]): the two never run at once.
@@ -31,19 +32,23 @@ pub(crate) enum TimerKind {
 impl TimerKind {
     /// The slot in [`SessionTimers`] this kind's deadline lives in. The message
     /// deadline only runs once the handshake is over, so it reuses the handshake's
-    /// slot instead of adding 16 bytes to every session. A wheel entry stands for its
-    /// slot: one armed as `Handshake` may fire for a message deadline armed later in the
-    /// same slot, so the session tells the two apart by its phase, not by the kind.
+    /// slot; the close deadline only runs once keepalive has stopped (the session is
+    /// closing), so it reuses the ping's. Each saves 16 bytes in every session. A wheel
+    /// entry stands for its slot: one armed as `Handshake` may fire for a message
+    /// deadline armed later in the same slot (and one armed as `Ping` for a close
+    /// deadline), so the session tells the two apart by its phase, not by the kind.
     fn slot(self) -> usize {
         match self {
             TimerKind::Message => TimerKind::Handshake as usize,
+            TimerKind::Close => TimerKind::Ping as usize,
             other => other as usize,
         }
     }
 }
 
-/// Deadline slots per session (the message deadline shares the handshake's).
-pub(crate) const TIMER_KINDS: usize = 5;
+/// Deadline slots per session (the message deadline shares the handshake's, the
+/// close deadline the ping's).
+pub(crate) const TIMER_KINDS: usize = 4;
 
 /// A tick number: the wheel's time unit, counted from the hub's creation.
 pub(crate) type Tick = u64;
