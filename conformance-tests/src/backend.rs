@@ -55,6 +55,11 @@ pub trait Backend: Sized + Send + 'static {
     /// The adapter's runtime seam.
     type Runtime: Runtime;
 
+    /// Whether the connections [`Upgrade::Serve`] accepts leave the runtime's reactor
+    /// while they are parked ([`Melody::parked_outside_reactor`]): if so, the parking
+    /// cases check that they do. By default, not checked.
+    const SERVE_LEAVES_REACTOR: bool = false;
+
     /// Starts serving on `listener` in the background and returns at once.
     ///
     /// Build the instance from `config` (usually [`Melody::with_runtime`]; an invalid

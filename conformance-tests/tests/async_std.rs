@@ -26,6 +26,7 @@ pub struct AsyncStdBackend {
 
 impl Backend for AsyncStdBackend {
     type Runtime = AsyncStdRuntime;
+    const SERVE_LEAVES_REACTOR: bool = cfg!(unix);
 
     fn start(
         config: Config,

@@ -25,6 +25,7 @@ pub struct SmolBackend {
 
 impl Backend for SmolBackend {
     type Runtime = SmolRuntime;
+    const SERVE_LEAVES_REACTOR: bool = cfg!(unix);
 
     fn start(
         config: Config,

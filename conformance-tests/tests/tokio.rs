@@ -17,6 +17,7 @@ pub struct TokioBackend {
 
 impl Backend for TokioBackend {
     type Runtime = TokioRuntime;
+    const SERVE_LEAVES_REACTOR: bool = cfg!(unix);
 
     fn start(
         config: Config,

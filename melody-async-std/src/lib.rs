@@ -22,26 +22,25 @@
 //! }
 //! ```
 //!
-//! The adapter is thin: [`AsyncStdRuntime`] is its one seam. The transport
-//! ([`FuturesIoTransport`], for any futures-io stream) and the accept loop come from
-//! `melody-driver`, shared with melody-smol.
+//! The adapter is thin: [`AsyncStdRuntime`] is its one seam. The transports
+//! ([`AsyncIoTcpTransport`] for the connections [`serve`] accepts, [`FuturesIoTransport`]
+//! for any futures-io stream) and the accept loop come from `melody-driver`, shared
+//! with melody-smol.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 use std::io;
 
+use async_io::Async;
 use async_std::io::{Read, Write};
 use async_std::net::TcpListener;
 use melody_driver::accept_loop;
 
-use crate::half_close::HalfClosing;
-
-mod half_close;
 mod runtime;
 
 pub use melody_driver::api::*;
-pub use melody_driver::FuturesIoTransport;
+pub use melody_driver::{AsyncIoTcpTransport, FuturesIoTransport};
 pub use runtime::AsyncStdRuntime;
 
 // `Melody` and `Session`, with their method index in their documentation.
@@ -55,22 +54,24 @@ melody_driver::adapter_aliases!(AsyncStdRuntime, "async-std");
 /// Errors from `accept` that concern one connection are skipped; running out of file
 /// descriptors pauses accepting briefly and goes on. Only a failed listener returns.
 pub async fn serve(melody: &Melody, listener: TcpListener) -> io::Result<()> {
+    // Accepted on async-io's reactor (async-std's own) as `Async` sockets: the
+    // transport that leaves the reactor while its session is quiet takes those.
+    let listener = Async::new(std::net::TcpListener::try_from(listener)?)?;
     accept_loop(melody, || next_connection(&listener)).await
 }
 
 /// The next connection on `listener`, with its addresses.
 async fn next_connection(
-    listener: &TcpListener,
-) -> io::Result<(FuturesIoTransport<HalfClosing>, ConnectionInfo)> {
-    let (stream, remote) = listener.accept().await?;
+    listener: &Async<std::net::TcpListener>,
+) -> io::Result<(AsyncIoTcpTransport, ConnectionInfo)> {
+    let (socket, remote) = listener.accept().await?;
     let info = ConnectionInfo {
-        local_addr: stream.local_addr().ok(),
+        local_addr: socket.get_ref().local_addr().ok(),
         remote_addr: Some(remote),
     };
     // Small frames go out at once; the driver already batches writes.
-    let _ = stream.set_nodelay(true);
-    // Its close shuts the write side down, as the driver's drain after a session needs.
-    Ok((FuturesIoTransport::new(HalfClosing(stream)), info))
+    let _ = socket.get_ref().set_nodelay(true);
+    Ok((AsyncIoTcpTransport::new(socket), info))
 }
 
 /// Serves one already accepted futures-io stream (TCP, TLS, a Unix socket…) whose

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::io::IoSlice;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -17,7 +17,7 @@ use melody_core::{
 };
 
 use crate::clock;
-use crate::dormant::{Dormant, Parked};
+use crate::dormant::{Dormant, Parked, Resume};
 use crate::drain::Drain;
 use crate::error::{panic_message, Error};
 use crate::handlers::Handlers;
@@ -26,10 +26,10 @@ use crate::in_flight::InFlight;
 use crate::observe::{self, Facts, Observer};
 use crate::read_back;
 use crate::request::{Admitted, Decision, RequestInfo, Verdict, VerdictFuture};
-use crate::runtime::{Runtime, Transport};
+use crate::runtime::{BoxFuture, Runtime, Transport};
 use crate::session::Session;
 use crate::shared::Shared;
-use crate::slot::{Info, SessionKey, Slot};
+use crate::slot::{Info, Origin, SessionKey, Slot};
 use crate::unparker::Unparker;
 
 /// Bytes read per `poll_read`; the buffer is per thread, not per connection, so idle
@@ -61,8 +61,9 @@ pub struct Connection<R: Runtime, T: Transport> {
     id: SessionId,
     /// `None` only once the connection has parked (see `dormant.rs`).
     transport: Option<T>,
-    /// May give up its task while quiet (spawned by the driver: nobody awaits it).
-    parkable: bool,
+    /// Set if it may give up its task while quiet (spawned by the driver: nobody awaits
+    /// it): what holds its parts while it is parked.
+    dormant: Option<Arc<Dormant<R, T, Self>>>,
     /// The last exchange found the session quiet and trimmed (`Hub::is_quiet`).
     quiet: bool,
     /// What the hub handed out to write; the hub takes written bytes off it.
@@ -121,7 +122,7 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             shard,
             id,
             transport: Some(transport),
-            parkable: false,
+            dormant: None,
             quiet: false,
             batch: Batch::new(),
             unreported: 0,
@@ -174,24 +175,31 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
     /// # Ok::<(), ConfigError>(())
     /// ```
     pub fn parkable(mut self) -> Self {
-        self.parkable = true;
+        self.dormant = Some(Dormant::new());
         self
     }
 
     /// A parked connection back in a (new) task, as it was when it parked (still
-    /// counted: parking did not release it).
-    pub(crate) fn resume(parked: Parked<R, T>) -> Self {
+    /// counted: parking did not release it), with the `dormant` it parks in again.
+    pub(crate) fn resume(parked: Parked<R, T>, dormant: Option<Arc<Dormant<R, T, Self>>>) -> Self {
         let Parked {
             session,
-            shard,
-            id,
             transport,
             observer,
+            #[cfg(unix)]
+            watched,
         } = parked;
-        let mut connection = Self::at_start(session.shared.clone(), shard, id, transport);
+        // Back in a task: its transport rejoins its reactor at the next poll.
+        #[cfg(unix)]
+        if let Some(watched) = watched {
+            session.shared.idle_watch.unwatch(watched);
+        }
+        let SessionKey { shard, id } = session.info.key;
+        let shared = session.shared.clone();
+        let mut connection = Self::at_start(shared, shard as usize, id, transport);
         connection.session = Some(session);
         connection.observer = observer;
-        connection.parkable = true;
+        connection.dormant = dormant;
         connection
     }
 
@@ -199,7 +207,7 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
     /// connected and not ending, the transport has nothing to read and holds the
     /// task's waker, no handler or verdict is pending, nothing waits to be written.
     fn may_park(&self) -> bool {
-        self.parkable
+        self.dormant.is_some()
             && self.quiet
             && self.session.is_some()
             && self.read_blocked
@@ -217,7 +225,10 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
     /// [`Dormant`] holding what the connection needs to come back. Returns `false`
     /// (the task goes on) when input or a wakeup came meanwhile.
     fn park(&mut self, now: Instant) -> bool {
-        let dormant = Dormant::<R, T>::new(|parked| Box::pin(Connection::resume(parked)));
+        let Some(dormant) = self.dormant.clone() else {
+            return false;
+        };
+        dormant.start_parking();
         let waker = Waker::from(dormant.clone());
         let unparker = self.shared.unparker.clone();
         // Counted first: a wakeup may come as soon as a waker is handed over.
@@ -247,12 +258,23 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
                 return self.stay(&unparker);
             }
         };
+        #[cfg(unix)]
+        let (transport, watched) = match self.watch_outside_reactor(transport, &waker) {
+            Ok(parts) => parts,
+            Err(transport) => {
+                // Out of its reactor but not watched: input would wake nobody. The
+                // task goes on; the transport registers again at its next poll.
+                self.session = Some(session);
+                self.transport = Some(transport);
+                return self.stay(&unparker);
+            }
+        };
         let parked = Parked {
             session,
-            shard: self.shard,
-            id: self.id,
             transport,
             observer: std::mem::take(&mut self.observer),
+            #[cfg(unix)]
+            watched,
         };
         match dormant.settle(parked) {
             Ok(()) => {
@@ -264,11 +286,33 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             }
             Err(parked) => {
                 // Woken while handing over: carry on with the task.
+                #[cfg(unix)]
+                if let Some(watched) = parked.watched {
+                    self.shared.idle_watch.unwatch(watched);
+                }
                 self.session = Some(parked.session);
                 self.transport = Some(parked.transport);
                 self.observer = parked.observer;
                 self.stay(&unparker)
             }
+        }
+    }
+
+    /// Lets the transport leave its runtime's reactor, if it can, with its socket
+    /// watched by the instance instead (see `idle_watch.rs`). `Err`: it left, but its
+    /// socket could not be watched.
+    #[cfg(unix)]
+    fn watch_outside_reactor(
+        &self,
+        mut transport: T,
+        waker: &Waker,
+    ) -> Result<(T, Option<crate::idle_watch::Watched>), T> {
+        let Some(fd) = transport.leave_reactor() else {
+            return Ok((transport, None));
+        };
+        match self.shared.idle_watch.watch(fd, waker) {
+            Some(watched) => Ok((transport, Some(watched))),
+            None => Err(transport),
         }
     }
 
@@ -364,9 +408,20 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
                 Some(Err(err)) => {
                     self.read_done = true;
                     progress = true;
-                    let _ = self.with_hub(|hub, id| match &err {
-                        None => hub.handle_eof(id, now),
-                        Some(e) => hub.handle_io_error(id, now, e),
+                    // Bytes written since the last exchange are delivered: told first,
+                    // or a peer that read its last message and left at once would see
+                    // it counted as undelivered.
+                    let written = std::mem::take(&mut self.unreported);
+                    let batch = &mut self.batch;
+                    let shards = &self.shared.shards[self.shard];
+                    let _ = shards.with(&self.shared.clock, |hub| {
+                        if written > 0 {
+                            let _ = hub.handle_transmitted(self.id, now, written, batch);
+                        }
+                        match &err {
+                            None => hub.handle_eof(self.id, now),
+                            Some(e) => hub.handle_io_error(self.id, now, e),
+                        }
                     });
                 }
             }
@@ -664,7 +719,7 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         let info = self.session.as_ref().map(|s| &s.info);
         #[cfg(any(feature = "tracing", feature = "metrics"))]
         let (peer, path) = match info {
-            Some(info) => (info.remote_addr, Some(info.request.path())),
+            Some(info) => (info.remote_addr(), Some(info.request.path())),
             None => self
                 .refused_facts
                 .as_deref()
@@ -742,17 +797,17 @@ fn hub_info(hub: &mut Hub<Slot>, id: SessionId, shard: u32) -> Option<Arc<Info>>
     let request = origin
         .request
         .unwrap_or_else(|| RequestHead::parsed(Request::default()));
-    let info = Arc::new(Info {
-        key: SessionKey { shard, id },
-        request,
-        remote_addr: origin.connection.remote_addr,
-        local_addr: origin.connection.local_addr,
-        protocol: origin.protocol,
-        compression,
-        deflate,
-        kind,
-        last_stats: OnceLock::new(),
-    });
+    let info = Arc::new(Info::new(
+        SessionKey { shard, id },
+        Origin {
+            request,
+            connection: origin.connection,
+            protocol: origin.protocol,
+            compression,
+            deflate,
+            kind,
+        },
+    ));
     if let Some(slot) = hub.user_mut(id) {
         slot.info = Some(info.clone());
     }
@@ -910,3 +965,9 @@ impl<R: Runtime, T: Transport> Drop for Connection<R, T> {
 }
 
 impl<R: Runtime, T: Transport> Unpin for Connection<R, T> {}
+
+impl<R: Runtime, T: Transport> Resume<R, T> for Connection<R, T> {
+    fn resume(parked: Parked<R, T>, dormant: Option<Arc<Dormant<R, T, Self>>>) -> BoxFuture {
+        Box::pin(Connection::resume(parked, dormant))
+    }
+}

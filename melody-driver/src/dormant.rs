@@ -9,23 +9,24 @@
 //! transport and its hub slot hold as their waker. The first wakeup hands it to the
 //! instance's `Unparker` (`unparker.rs`), which spawns a connection task for it again.
 
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::task::Wake;
-
-use melody_core::SessionId;
 
 use crate::observe::Observer;
 use crate::runtime::{BoxFuture, Runtime, Transport};
 use crate::session::Session;
 use crate::sync::lock;
 
-/// What a connection needs to come back after it gave up its task.
+/// What a connection needs to come back after it gave up its task (its shard and
+/// session id are in the handle's key).
 pub(crate) struct Parked<R: Runtime, T: Transport> {
     pub(crate) session: Session<R>,
-    pub(crate) shard: usize,
-    pub(crate) id: SessionId,
     pub(crate) transport: T,
     pub(crate) observer: Observer,
+    /// The socket, while the instance watches it in place of the runtime's reactor.
+    #[cfg(unix)]
+    pub(crate) watched: Option<crate::idle_watch::Watched>,
 }
 
 enum State<R: Runtime, T: Transport> {
@@ -36,21 +37,38 @@ enum State<R: Runtime, T: Transport> {
     Woken,
 }
 
-/// Makes a connection task of parked parts again (`Connection::resume`, boxed).
-pub(crate) type Resume<R, T> = fn(Parked<R, T>) -> BoxFuture;
-
-/// A parked connection, and the waker its transport and hub slot hold meanwhile.
-pub(crate) struct Dormant<R: Runtime, T: Transport> {
-    state: Mutex<State<R, T>>,
-    resume: Resume<R, T>,
+/// Makes a connection task of parked parts again: implemented by the connection, a
+/// type parameter of [`Dormant`] rather than a field, so a parked connection carries no
+/// pointer for it (and this file need not import the connection's).
+pub(crate) trait Resume<R: Runtime, T: Transport>: Sized {
+    /// The connection's task, from its parked parts, keeping `dormant` for its next
+    /// park (`None` when the parts are only being released).
+    fn resume(parked: Parked<R, T>, dormant: Option<Arc<Dormant<R, T, Self>>>) -> BoxFuture;
 }
 
-impl<R: Runtime, T: Transport> Dormant<R, T> {
-    pub(crate) fn new(resume: Resume<R, T>) -> Arc<Self> {
+/// A parked connection, and the waker its transport and hub slot hold meanwhile. A
+/// parkable connection makes its one when it starts (among the first allocations for
+/// it, next to its socket's) and reuses it at every park.
+pub(crate) struct Dormant<R: Runtime, T: Transport, C: Resume<R, T>> {
+    state: Mutex<State<R, T>>,
+    resume: PhantomData<fn() -> C>,
+}
+
+impl<R: Runtime, T: Transport, C: Resume<R, T>> Dormant<R, T, C> {
+    pub(crate) fn new() -> Arc<Self> {
         Arc::new(Dormant {
             state: Mutex::new(State::Parking),
-            resume,
+            resume: PhantomData,
         })
+    }
+
+    /// Starts a park: wakeups from now on call it off (those of an earlier park's
+    /// wakers too, which costs no more than a spurious wakeup).
+    pub(crate) fn start_parking(&self) {
+        let mut state = lock(&self.state);
+        if matches!(*state, State::Woken) {
+            *state = State::Parking;
+        }
     }
 
     /// Leaves `parked` here until a wakeup, unless one came while the wakers were
@@ -75,7 +93,7 @@ impl<R: Runtime, T: Transport> Dormant<R, T> {
     }
 }
 
-impl<R: Runtime, T: Transport> Wake for Dormant<R, T> {
+impl<R: Runtime, T: Transport, C: Resume<R, T>> Wake for Dormant<R, T, C> {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
@@ -86,12 +104,12 @@ impl<R: Runtime, T: Transport> Wake for Dormant<R, T> {
         // find the news at its first turn.
         if let Some(parked) = self.take() {
             let unparker = parked.session.shared.unparker.clone();
-            unparker.resume((self.resume)(parked));
+            unparker.resume(C::resume(parked, Some(self.clone())));
         }
     }
 }
 
-impl<R: Runtime, T: Transport> Drop for Dormant<R, T> {
+impl<R: Runtime, T: Transport, C: Resume<R, T>> Drop for Dormant<R, T, C> {
     fn drop(&mut self) {
         // Every waker gone without a wakeup (a transport that forgets its waker): the
         // connection ends here, releasing its session as a dropped task would.
@@ -100,7 +118,7 @@ impl<R: Runtime, T: Transport> Drop for Dormant<R, T> {
             State::Woken,
         );
         if let State::Parked(parked) = state {
-            drop((self.resume)(parked));
+            drop(C::resume(parked, None));
         }
     }
 }

@@ -97,6 +97,11 @@ struct Pipe {
     /// After this many reads found nothing, the next one that does is raced: the
     /// input arrives (and wakes the reader) right after it registered its waker.
     race: Option<(usize, Vec<u8>)>,
+    /// The peer leaves once it got a reply: with the input read and something written
+    /// (since the output was last taken), reads find the end of the stream.
+    leaves_after_reply: bool,
+    /// Most bytes one read returns (unlimited if `None`).
+    read_limit: Option<usize>,
 }
 
 #[derive(Clone, Default)]
@@ -124,6 +129,9 @@ struct Scripted(Peer);
 impl Transport for Scripted {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let mut pipe = lock(&self.0 .0);
+        if pipe.input.is_empty() && pipe.leaves_after_reply && !pipe.output.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
         if pipe.input.is_empty() {
             pipe.read_waker = Some(cx.waker().clone());
             match pipe.race.take() {
@@ -139,7 +147,10 @@ impl Transport for Scripted {
             }
             return Poll::Pending;
         }
-        let n = buf.len().min(pipe.input.len());
+        let n = buf
+            .len()
+            .min(pipe.input.len())
+            .min(pipe.read_limit.unwrap_or(usize::MAX));
         for (slot, byte) in buf.iter_mut().zip(pipe.input.drain(..n)) {
             *slot = byte;
         }
@@ -156,6 +167,12 @@ impl Transport for Scripted {
         for buf in bufs {
             pipe.output.extend_from_slice(buf);
             n += buf.len();
+        }
+        // A peer that leaves once answered: its end reaches the reader now.
+        let leaving = pipe.leaves_after_reply.then(|| pipe.read_waker.take());
+        drop(pipe);
+        if let Some(Some(waker)) = leaving {
+            waker.wake();
         }
         Poll::Ready(Ok(n))
     }
@@ -207,6 +224,60 @@ fn a_broadcast_brings_a_parked_connection_back() {
     rt.run_until_idle();
     assert_eq!(peer.take_output(), server_text(b"news"));
     assert_eq!(melody.parked_connections(), 0);
+}
+
+#[test]
+fn a_connection_parks_again_in_the_record_it_made_at_its_start() {
+    let (rt, melody, peer) = echo_connected();
+    assert_eq!(melody.parked_connections(), 1);
+    let first = lock(&peer.0)
+        .read_waker
+        .clone()
+        .expect("parked: its record waits");
+    // A wakeup with nothing to read: back to a task, nothing to do, parked again.
+    first.wake_by_ref();
+    assert_eq!(melody.parked_connections(), 0, "woken");
+    rt.run_until_idle();
+    assert_eq!(melody.parked_connections(), 1, "quiet still: parked again");
+    let again = lock(&peer.0)
+        .read_waker
+        .clone()
+        .expect("parked: its record waits");
+    assert!(
+        again.will_wake(&first),
+        "the same record, not a new allocation"
+    );
+    assert!(peer.take_output().is_empty());
+    // And it still comes back for input.
+    peer.send(&text_frame(b"hi"));
+    rt.run_until_idle();
+    assert_eq!(peer.take_output(), server_text(b"hi"));
+}
+
+#[test]
+fn a_reply_written_just_before_the_peer_leaves_counts_as_sent() {
+    let (rt, melody, peer) = echo_connected();
+    {
+        // Reads of one byte never find the input drained, so the task reads again
+        // at the start of its next turn, before that turn's exchange; the peer leaves
+        // once it has a reply. The echo of the first message is then written, and the
+        // end read, before any exchange reported the write.
+        let mut pipe = lock(&peer.0);
+        pipe.leaves_after_reply = true;
+        pipe.read_limit = Some(1);
+    }
+    let mut input = text_frame(b"a");
+    input.extend(text_frame(b"b"));
+    peer.send(&input);
+    rt.run_until_idle();
+    assert_eq!(peer.take_output(), server_text(b"a"), "one echo went out");
+    let stats = melody.stats();
+    // The second message's echo came after the end: refused, never queued.
+    assert_eq!(
+        (stats.finished, stats.dropped),
+        (1, 0),
+        "written: not dropped"
+    );
 }
 
 #[test]

@@ -371,7 +371,7 @@ impl<'a> SessionRef<'a> {
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         // A connected session's addresses live in its handles' `Info`.
         match &self.view.user().info {
-            Some(info) => info.remote_addr,
+            Some(info) => info.remote_addr(),
             None => self.view.remote_addr(),
         }
     }

@@ -20,6 +20,8 @@
 mod aliases;
 pub mod api;
 mod async_handling;
+#[cfg(feature = "async-io")]
+mod async_io_tcp;
 mod backplane;
 mod clock;
 mod connection;
@@ -35,6 +37,8 @@ mod futures_io;
 mod handlers;
 mod history;
 mod history_api;
+#[cfg(unix)]
+mod idle_watch;
 mod in_flight;
 mod integration;
 mod link;
@@ -53,6 +57,8 @@ mod unparker;
 mod wait;
 
 pub use async_handling::{AsyncHandling, AsyncStats, Overflow};
+#[cfg(feature = "async-io")]
+pub use async_io_tcp::AsyncIoTcpTransport;
 pub use backplane::{Backplane, BackplaneLink};
 pub use connection::Connection;
 pub use error::Error;

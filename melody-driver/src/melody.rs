@@ -1438,6 +1438,33 @@ impl<R: Runtime> Melody<R> {
         self.shared.unparker.parked()
     }
 
+    /// Parked connections ([`Melody::parked_connections`]) whose sockets left their
+    /// runtime's reactor (see [`Transport::leave_reactor`](crate::Transport::leave_reactor)):
+    /// the instance watches them for input itself, with one poller and one thread made
+    /// at the first such park, and a parked connection then holds no registration of
+    /// the runtime's. The TCP connections of the tokio and smol adapters' `serve` do
+    /// this (on Unix); 0 elsewhere.
+    ///
+    /// ```
+    /// # use std::time::Instant;
+    /// # use melody_driver::{api::*, Melody};
+    /// # #[derive(Clone, Default)] struct Rt;
+    /// # impl Runtime for Rt {
+    /// #     fn spawn(&self, _task: BoxFuture) {}
+    /// #     fn sleep_until(&self, _deadline: Instant) -> BoxFuture { Box::pin(async {}) }
+    /// #     fn now(&self) -> Instant { Instant::now() }
+    /// # }
+    /// let melody = Melody::with_runtime(Rt, Config::default())?;
+    /// assert_eq!(melody.parked_outside_reactor(), 0);
+    /// # Ok::<(), ConfigError>(())
+    /// ```
+    pub fn parked_outside_reactor(&self) -> usize {
+        #[cfg(unix)]
+        return self.shared.idle_watch.len();
+        #[cfg(not(unix))]
+        0
+    }
+
     /// Timer-wheel entries of every shard, stale ones included (see
     /// [`Hub::timer_entries`](melody_core::Hub::timer_entries)): with no connection left, it
     /// returns to 0 once the longest configured period has passed.

@@ -34,7 +34,7 @@ pub(crate) struct Observer {
     span: Option<Box<tracing::Span>>,
     /// Why the session ended, from its last error ("normal" without one).
     #[cfg(any(feature = "tracing", feature = "metrics"))]
-    cause: Option<&'static str>,
+    cause: Option<Cause>,
     #[cfg(any(feature = "tracing", feature = "metrics"))]
     kind: Option<SessionKind>,
     /// Data messages known written, for the `messages out` counter.
@@ -114,7 +114,9 @@ impl Observer {
     #[cfg(any(feature = "tracing", feature = "metrics"))]
     fn error(&mut self, err: &SessionError, facts: &Facts<'_>) {
         let _ = facts;
-        let cause = cause_of(err);
+        let kind = cause_of(err);
+        #[cfg(feature = "tracing")]
+        let cause = kind.label();
         if let Some(status) = refused_status(err) {
             #[cfg(feature = "tracing")]
             tracing::info!(
@@ -134,7 +136,7 @@ impl Observer {
             .increment(1);
             return;
         }
-        self.cause = Some(cause);
+        self.cause = Some(kind);
         #[cfg(feature = "tracing")]
         {
             match (err, err.close_code()) {
@@ -165,7 +167,7 @@ impl Observer {
             // Never connected (refused, or gone during the handshake): not a session.
             return;
         };
-        let cause = self.cause.unwrap_or("normal");
+        let cause = self.cause.unwrap_or(Cause::Normal).label();
         #[cfg(feature = "tracing")]
         {
             let _entered = self.span.as_deref().map(tracing::Span::enter);
@@ -187,7 +189,7 @@ impl Observer {
     pub(crate) fn handler_panicked(&mut self, message: &str) {
         #[cfg(any(feature = "tracing", feature = "metrics"))]
         {
-            self.cause = Some("handler_panicked");
+            self.cause = Some(Cause::HandlerPanicked);
         }
         #[cfg(feature = "tracing")]
         tracing::warn!(target: TARGET, message, "handler panicked: closing with 1011");
@@ -284,24 +286,74 @@ fn refusal_reason(err: &SessionError) -> String {
     }
 }
 
-/// A short label for why a session ended.
+/// Why a session ended: one byte in every connection's observer (a parked connection
+/// carries its observer; a `&str` would be sixteen). [`Cause::label`] is its `cause`.
 #[cfg(any(feature = "tracing", feature = "metrics"))]
-fn cause_of(err: &SessionError) -> &'static str {
+#[derive(Debug, Clone, Copy)]
+enum Cause {
+    Normal,
+    Refused,
+    HandshakeTimeout,
+    MessageTooBig,
+    InvalidUtf8,
+    InvalidCompressedData,
+    MessageTimeout,
+    OverBudget,
+    Protocol,
+    PongTimeout,
+    WriteTimeout,
+    CloseTimeout,
+    SlowConsumer,
+    PeerGone,
+    Io,
+    HandlerPanicked,
+    Other,
+}
+
+#[cfg(any(feature = "tracing", feature = "metrics"))]
+impl Cause {
+    /// The short label reports carry.
+    fn label(self) -> &'static str {
+        match self {
+            Cause::Normal => "normal",
+            Cause::Refused => "refused",
+            Cause::HandshakeTimeout => "handshake_timeout",
+            Cause::MessageTooBig => "message_too_big",
+            Cause::InvalidUtf8 => "invalid_utf8",
+            Cause::InvalidCompressedData => "invalid_compressed_data",
+            Cause::MessageTimeout => "message_timeout",
+            Cause::OverBudget => "over_budget",
+            Cause::Protocol => "protocol",
+            Cause::PongTimeout => "pong_timeout",
+            Cause::WriteTimeout => "write_timeout",
+            Cause::CloseTimeout => "close_timeout",
+            Cause::SlowConsumer => "slow_consumer",
+            Cause::PeerGone => "peer_gone",
+            Cause::Io => "io",
+            Cause::HandlerPanicked => "handler_panicked",
+            Cause::Other => "other",
+        }
+    }
+}
+
+/// Why a session ended with `err`.
+#[cfg(any(feature = "tracing", feature = "metrics"))]
+fn cause_of(err: &SessionError) -> Cause {
     match err {
-        SessionError::Handshake(_) | SessionError::Refused { .. } => "refused",
-        SessionError::HandshakeTimeout => "handshake_timeout",
-        SessionError::MessageTooBig { .. } => "message_too_big",
-        SessionError::InvalidUtf8 => "invalid_utf8",
-        SessionError::Compression(_) => "invalid_compressed_data",
-        SessionError::MessageTimeout => "message_timeout",
-        SessionError::OverBudget => "over_budget",
-        SessionError::Protocol(_) => "protocol",
-        SessionError::PongTimeout => "pong_timeout",
-        SessionError::WriteTimeout => "write_timeout",
-        SessionError::CloseTimeout => "close_timeout",
-        SessionError::SlowConsumer => "slow_consumer",
-        SessionError::PeerGone => "peer_gone",
-        SessionError::Io { .. } => "io",
-        _ => "other",
+        SessionError::Handshake(_) | SessionError::Refused { .. } => Cause::Refused,
+        SessionError::HandshakeTimeout => Cause::HandshakeTimeout,
+        SessionError::MessageTooBig { .. } => Cause::MessageTooBig,
+        SessionError::InvalidUtf8 => Cause::InvalidUtf8,
+        SessionError::Compression(_) => Cause::InvalidCompressedData,
+        SessionError::MessageTimeout => Cause::MessageTimeout,
+        SessionError::OverBudget => Cause::OverBudget,
+        SessionError::Protocol(_) => Cause::Protocol,
+        SessionError::PongTimeout => Cause::PongTimeout,
+        SessionError::WriteTimeout => Cause::WriteTimeout,
+        SessionError::CloseTimeout => Cause::CloseTimeout,
+        SessionError::SlowConsumer => Cause::SlowConsumer,
+        SessionError::PeerGone => Cause::PeerGone,
+        SessionError::Io { .. } => Cause::Io,
+        _ => Cause::Other,
     }
 }

@@ -94,7 +94,7 @@ impl<R: Runtime> fmt::Debug for Session<R> {
         f.debug_struct("Session")
             .field("key", &self.info.key)
             .field("uri", self.info.request.request().uri())
-            .field("remote_addr", &self.info.remote_addr)
+            .field("remote_addr", &self.info.remote_addr())
             .finish()
     }
 }
@@ -1036,7 +1036,7 @@ impl<R: Runtime> Session<R> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn remote_addr(&self) -> Option<SocketAddr> {
-        self.info.remote_addr
+        self.info.remote_addr()
     }
 
     /// Our address.
@@ -1078,7 +1078,7 @@ impl<R: Runtime> Session<R> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.info.local_addr
+        self.info.local_addr()
     }
 
     /// How the session compresses what it sends: the configured

@@ -35,6 +35,9 @@ pub(crate) struct Shared<R: Runtime> {
     pub(crate) history: SharedHistory,
     /// Brings parked (quiet, taskless) connections back to a task (see `dormant.rs`).
     pub(crate) unparker: Arc<Unparker>,
+    /// Watches parked connections' sockets that left their runtime's reactor.
+    #[cfg(unix)]
+    pub(crate) idle_watch: crate::idle_watch::IdleWatch,
 }
 
 impl<R: Runtime> Shared<R> {
@@ -71,6 +74,8 @@ impl<R: Runtime> Shared<R> {
             backplane: OnceLock::new(),
             hook_panics: AtomicU64::new(0),
             unparker: Arc::default(),
+            #[cfg(unix)]
+            idle_watch: Default::default(),
         })
     }
 

@@ -20,7 +20,9 @@
 //! The adapter is thin: [`SmolRuntime`] is its one seam. The transport
 //! ([`FuturesIoTransport`], for any futures-io stream) and the accept loop come from
 //! `melody-driver` and are shared with melody-async-std, and everything else — the
-//! handshake, sessions, timers, outboxes — is `melody-core`.
+//! handshake, sessions, timers, outboxes — is `melody-core`. The connections [`serve`]
+//! accepts are [`AsyncIoTcpTransport`]s, also the driver's, which leave the reactor
+//! while their sessions are quiet.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -32,7 +34,7 @@ pub use runtime::SmolRuntime;
 pub use serve::{accept, serve};
 
 pub use melody_driver::api::*;
-pub use melody_driver::FuturesIoTransport;
+pub use melody_driver::{AsyncIoTcpTransport, FuturesIoTransport};
 
 // `Melody` and `Session`, with their method index in their documentation.
 melody_driver::adapter_aliases!(SmolRuntime, "smol");

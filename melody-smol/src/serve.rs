@@ -1,11 +1,13 @@
 //! Entry points: accept loop on a smol listener, and single futures-io streams.
 
 use std::io;
+use std::sync::Arc;
 
 use melody_core::ConnectionInfo;
-use melody_driver::{accept_loop, FuturesIoTransport};
+use melody_driver::{accept_loop, AsyncIoTcpTransport, FuturesIoTransport};
 use smol::io::{AsyncRead, AsyncWrite};
 use smol::net::TcpListener;
+use smol::Async;
 
 use crate::Melody;
 
@@ -26,9 +28,20 @@ pub async fn serve(melody: &Melody, listener: TcpListener) -> io::Result<()> {
             remote_addr: Some(remote_addr),
             local_addr,
         };
-        Ok((FuturesIoTransport::new(stream), info))
+        Ok((into_transport(stream)?, info))
     })
     .await
+}
+
+/// The `Async` socket inside an accepted stream, as a transport: a quarter of the
+/// stream's size (made to be cloned and read from several tasks, it carries waker
+/// lists of its own), and one that leaves the reactor while its session is quiet.
+fn into_transport(stream: smol::net::TcpStream) -> io::Result<AsyncIoTcpTransport> {
+    let shared: Arc<Async<std::net::TcpStream>> = stream.into();
+    // Just accepted, never cloned: the only reference.
+    Arc::try_unwrap(shared)
+        .map(AsyncIoTcpTransport::new)
+        .map_err(|_| io::Error::other("accepted stream was shared"))
 }
 
 /// Serves one already accepted futures-io stream (TCP, TLS, a Unix socket…) whose

@@ -25,6 +25,7 @@
 
 mod runtime;
 mod serve;
+mod tcp_transport;
 mod transport;
 
 #[cfg(feature = "axum")]

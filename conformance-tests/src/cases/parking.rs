@@ -42,6 +42,9 @@ pub fn quiet_sessions_park_and_wake_for_every_kind_of_wakeup<B: Backend>() {
         3,
         "parked connections still count"
     );
+    if B::SERVE_LEAVES_REACTOR {
+        assert_eq!(melody.parked_outside_reactor(), 3, "out of the reactor");
+    }
 
     // A message for them.
     assert_eq!(melody.broadcast("to all").queued, 3);
@@ -58,9 +61,17 @@ pub fn quiet_sessions_park_and_wake_for_every_kind_of_wakeup<B: Backend>() {
     let mut talker = Client::connect(server.addr, "/talker");
     server.wait_len(4);
     wait_parked(melody, 1);
+    if B::SERVE_LEAVES_REACTOR {
+        // Its input comes through the instance's own watch, and the echo goes out
+        // through the reactor it rejoined.
+        assert_eq!(melody.parked_outside_reactor(), 1);
+    }
     talker.send_text("hello");
     assert_eq!(talker.recv_text(), "hello", "the echo handler ran");
     assert_eq!(melody.parked_connections(), 0);
+    assert_eq!(melody.parked_outside_reactor(), 0, "back in its reactor");
+    talker.send_text("again");
+    assert_eq!(talker.recv_text(), "again");
 
     // The peer's close.
     let leaver = Client::connect(server.addr, "/leaver");
@@ -103,6 +114,7 @@ pub fn quiet_sessions_park_and_wake_for_every_kind_of_wakeup<B: Backend>() {
         melody.connection_tasks() == 0
     });
     assert_eq!(melody.parked_connections(), 0);
+    assert_eq!(melody.parked_outside_reactor(), 0);
 }
 
 /// A parked session keeps its keepalive: each ping due brings it back to write the
