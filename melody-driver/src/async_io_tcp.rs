@@ -49,7 +49,8 @@ impl AsyncIoTcpTransport {
     fn registered(&mut self) -> io::Result<&mut Async<TcpStream>> {
         if matches!(self.0, Socket::Away(_)) {
             if let Socket::Away(away) = std::mem::replace(&mut self.0, Socket::Lost) {
-                self.0 = Socket::Registered(Async::new(away)?);
+                // Still non-blocking from its time in the reactor: no flag to set.
+                self.0 = Socket::Registered(Async::new_nonblocking(away)?);
             }
         }
         match &mut self.0 {
