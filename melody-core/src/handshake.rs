@@ -41,11 +41,18 @@ impl RequestHead {
 
     /// The head an open WebSocket session keeps: without the fields its handshake
     /// consumed (see the type's docs), and unparsed again, so a parse made for the
-    /// request hook does not stay for the session's life. A head parsed by an HTTP
-    /// framework (no raw bytes) is kept as it is.
+    /// request hook does not stay for the session's life. (A head an HTTP framework
+    /// parsed has no bytes: its parse loses those fields.)
     pub(crate) fn into_session_head(self) -> Self {
         if self.raw.is_empty() {
-            return self;
+            let mut request = self.parsed.into_inner().unwrap_or_default();
+            for field in CONSUMED_FIELDS {
+                // Every name in the list is a valid header name.
+                if let Ok(name) = tungstenite::http::HeaderName::from_bytes(field) {
+                    request.headers_mut().remove(name);
+                }
+            }
+            return RequestHead::parsed(*request);
         }
         let mut kept = Vec::with_capacity(self.raw.len());
         let mut dropping = false;
@@ -505,7 +512,7 @@ mod tests {
             names,
             ["host", "origin", "sec-websocket-protocol", "cookie"]
         );
-        // Nothing to drop: the same bytes. A framework's parsed head: kept whole.
+        // Nothing to drop: the same bytes. A framework's parsed head loses them too.
         let plain = RequestHead::raw(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..].into());
         let plain_bytes = plain.raw.as_ptr();
         assert_eq!(plain.into_session_head().raw.as_ptr(), plain_bytes);
@@ -515,7 +522,8 @@ mod tests {
             .body(())
             .unwrap();
         let framework = RequestHead::parsed(framework).into_session_head();
-        assert_eq!(framework.request().headers().len(), 1);
+        assert!(framework.request().headers().is_empty());
+        assert_eq!(framework.path(), "/p");
     }
 
     #[test]

@@ -75,7 +75,9 @@ impl<'a, U> SessionView<'a, U> {
         &self.session.user
     }
 
-    /// The upgrade request (URI, headers); `None` until the handshake completes, and
+    /// The upgrade request (URI, headers; once the session is open, without the fields
+    /// its handshake consumed: see [`RequestHead`](crate::RequestHead)); `None` until
+    /// the handshake completes, and
     /// once [`Hub::take_request`](crate::Hub::take_request) or
     /// [`Hub::take_origin`](crate::Hub::take_origin) has moved it out.
     ///

@@ -64,6 +64,13 @@ pub struct Connection<R: Runtime, T: Transport> {
     /// Set if it may give up its task while quiet (spawned by the driver: nobody awaits
     /// it): what holds its parts while it is parked.
     dormant: Option<Arc<Dormant<R, T, Self>>>,
+    /// Back from a park out of its reactor: the instance still watches its socket
+    /// until the task's second poll (the first does what woke it: see `unwatch_late`).
+    #[cfg(unix)]
+    watched: Option<crate::idle_watch::Watched>,
+    /// The task's first poll since it was resumed has been made.
+    #[cfg(unix)]
+    first_poll_done: bool,
     /// The last exchange found the session quiet and trimmed (`Hub::is_quiet`).
     quiet: bool,
     /// What the hub handed out to write; the hub takes written bytes off it.
@@ -123,6 +130,10 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             id,
             transport: Some(transport),
             dormant: None,
+            #[cfg(unix)]
+            watched: None,
+            #[cfg(unix)]
+            first_poll_done: false,
             quiet: false,
             batch: Batch::new(),
             unreported: 0,
@@ -189,17 +200,17 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             #[cfg(unix)]
             watched,
         } = parked;
-        // Back in a task: its transport rejoins its reactor at the next poll.
-        #[cfg(unix)]
-        if let Some(watched) = watched {
-            session.shared.idle_watch.unwatch(watched);
-        }
+
         let SessionKey { shard, id } = session.info.key;
         let shared = session.shared.clone();
         let mut connection = Self::at_start(shared, shard as usize, id, transport);
         connection.session = Some(session);
         connection.observer = observer;
         connection.dormant = dormant;
+        #[cfg(unix)]
+        {
+            connection.watched = watched;
+        }
         connection
     }
 
@@ -285,10 +296,12 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
                 true
             }
             Err(parked) => {
-                // Woken while handing over: carry on with the task.
+                // Woken while handing over: carry on with the task (its socket's
+                // watch ends after its next poll).
                 #[cfg(unix)]
-                if let Some(watched) = parked.watched {
-                    self.shared.idle_watch.unwatch(watched);
+                {
+                    self.watched = parked.watched;
+                    self.first_poll_done = false;
                 }
                 self.session = Some(parked.session);
                 self.transport = Some(parked.transport);
@@ -303,16 +316,39 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
     /// socket could not be watched.
     #[cfg(unix)]
     fn watch_outside_reactor(
-        &self,
+        &mut self,
         mut transport: T,
         waker: &Waker,
     ) -> Result<(T, Option<crate::idle_watch::Watched>), T> {
         let Some(fd) = transport.leave_reactor() else {
             return Ok((transport, None));
         };
+        if let Some(watched) = self.watched.take() {
+            // Still watched since the last park (same socket, same waker).
+            return Ok((transport, Some(watched)));
+        }
         match self.shared.idle_watch.watch(fd, waker) {
             Some(watched) => Ok((transport, Some(watched))),
             None => Err(transport),
+        }
+    }
+
+    /// Ends the watch of a connection back from a park out of its reactor, at the start
+    /// of its second poll: its first wrote what woke it (a broadcast waking many parked
+    /// connections has each write before any spends system calls on this), and its
+    /// transport registers again from then on. Until then the watch may wake its
+    /// (reused) parked record for nothing, which costs one look at an empty record.
+    #[cfg(unix)]
+    fn unwatch_late(&mut self) {
+        if self.watched.is_none() {
+            return;
+        }
+        if self.first_poll_done {
+            if let Some(watched) = self.watched.take() {
+                self.shared.idle_watch.unwatch(watched);
+            }
+        } else {
+            self.first_poll_done = true;
         }
     }
 
@@ -770,6 +806,10 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
     }
 
     fn release(&mut self) {
+        #[cfg(unix)]
+        if let Some(watched) = self.watched.take() {
+            self.shared.idle_watch.unwatch(watched);
+        }
         if self.done {
             return;
         }
@@ -903,6 +943,8 @@ impl<R: Runtime, T: Transport> Future for Connection<R, T> {
         if this.done {
             return Poll::Ready(());
         }
+        #[cfg(unix)]
+        this.unwatch_late();
         this.read_blocked = false;
         this.read_this_poll = 0;
         for _ in 0..TURNS_PER_POLL {

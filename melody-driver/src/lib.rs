@@ -53,6 +53,7 @@ mod shard;
 mod shared;
 mod slot;
 mod sync;
+mod tcp;
 mod unparker;
 mod wait;
 
@@ -72,4 +73,5 @@ pub use runtime::{BoxFuture, Runtime, Transport};
 pub use serve::{accept_loop, ACCEPT_BACKOFF};
 pub use session::Session;
 pub use slot::SessionKey;
+pub use tcp::{RegisteredTcp, TcpTransport};
 pub use wait::Closed;

@@ -951,7 +951,10 @@ impl<R: Runtime> Session<R> {
         })
     }
 
-    /// The upgrade request: URI, headers (olahol/melody's `Request`).
+    /// The upgrade request: URI, headers (olahol/melody's `Request`), without the fields
+    /// its handshake consumed (`Connection`, `Upgrade`, `Sec-WebSocket-Key`,
+    /// `Sec-WebSocket-Version`, `Sec-WebSocket-Extensions`: see
+    /// [`RequestHead`](melody_core::RequestHead)).
     ///
     /// ```
     /// # use std::time::Instant;

@@ -7,7 +7,7 @@ use melody_driver::accept_loop;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
-use crate::tcp_transport::TcpTransport;
+use crate::tcp_transport;
 use crate::{Melody, TokioTransport};
 
 /// Accepts connections on `listener` and serves each as a WebSocket session until
@@ -26,7 +26,7 @@ pub async fn serve(melody: &Melody, listener: TcpListener) -> io::Result<()> {
             remote_addr: Some(remote),
             local_addr: stream.local_addr().ok(),
         };
-        Ok((TcpTransport::new(stream), info))
+        Ok((tcp_transport::transport(stream), info))
     })
     .await
 }
