@@ -5,7 +5,11 @@
 //! [`Transport`] (poll read, poll vectored write, poll close) — and gets the whole
 //! melody API: [`Melody`] with its handlers and broadcasts, [`Session`] handles, one
 //! task per busy connection (a quiet one gives its task up until its next wakeup, see
-//! [`Melody::parked_connections`]), and one clock task per instance.
+//! [`Melody::parked_connections`]), and one clock task per instance. A TCP connection
+//! through [`TcpTransport`] (an adapter supplies its runtime's registered stream, a
+//! [`RegisteredTcp`]) also gives its socket's registration up while parked, on Unix:
+//! the instance watches such sockets with one poller thread of its own
+//! ([`Melody::parked_outside_reactor`]).
 //!
 //! Sessions live in hub shards behind locks, each with a waker slot. A broadcast takes
 //! each shard's lock once, queues the message by reference in every outbox, and wakes
