@@ -200,7 +200,6 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             #[cfg(unix)]
             watched,
         } = parked;
-
         let SessionKey { shard, id } = session.info.key;
         let shared = session.shared.clone();
         let mut connection = Self::at_start(shared, shard as usize, id, transport);
@@ -321,6 +320,10 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         waker: &Waker,
     ) -> Result<(T, Option<crate::idle_watch::Watched>), T> {
         let Some(fd) = transport.leave_reactor() else {
+            // Not out of the reactor (or its socket lost): nothing left to watch.
+            if let Some(watched) = self.watched.take() {
+                self.shared.idle_watch.unwatch(watched);
+            }
             return Ok((transport, None));
         };
         if let Some(watched) = self.watched.take() {
