@@ -45,14 +45,18 @@ impl RequestHead {
     /// parsed has no bytes: its parse loses those fields.)
     pub(crate) fn into_session_head(self) -> Self {
         if self.raw.is_empty() {
+            use tungstenite::http::header;
             let mut request = self.parsed.into_inner().unwrap_or_default();
-            for field in CONSUMED_FIELDS {
-                // Every name in the list is a valid header name.
-                if let Ok(name) = tungstenite::http::HeaderName::from_bytes(field) {
-                    request.headers_mut().remove(name);
-                }
+            for name in [
+                header::CONNECTION,
+                header::UPGRADE,
+                header::SEC_WEBSOCKET_KEY,
+                header::SEC_WEBSOCKET_VERSION,
+                header::SEC_WEBSOCKET_EXTENSIONS,
+            ] {
+                request.headers_mut().remove(name);
             }
-            return RequestHead::parsed(*request);
+            return RequestHead::from_parsed(request);
         }
         let mut kept = Vec::with_capacity(self.raw.len());
         let mut dropping = false;
@@ -76,11 +80,13 @@ impl RequestHead {
 
     /// A head already parsed (by an HTTP framework).
     pub fn parsed(request: Request) -> Self {
-        let parsed = std::sync::OnceLock::new();
-        let _ = parsed.set(Box::new(request));
+        Self::from_parsed(Box::new(request))
+    }
+
+    fn from_parsed(request: Box<Request>) -> Self {
         RequestHead {
             raw: Box::default(),
-            parsed,
+            parsed: std::sync::OnceLock::from(request),
         }
     }
 
@@ -123,7 +129,8 @@ impl std::fmt::Debug for RequestHead {
     }
 }
 
-/// Header fields a WebSocket handshake consumes (see [`RequestHead`]).
+/// Header fields a WebSocket handshake consumes (see [`RequestHead`]; the same as the
+/// header names removed from a framework's parse in `into_session_head`).
 const CONSUMED_FIELDS: [&[u8]; 5] = [
     b"connection",
     b"upgrade",

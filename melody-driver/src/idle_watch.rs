@@ -77,10 +77,7 @@ impl IdleWatch {
         if let Some(Some(watcher)) = self.watcher.get() {
             // Fails only if the socket is gone, which deregisters it anyway.
             let _ = watcher.registry.deregister(&mut SourceFd(&watched.fd));
-            let mut wakers = lock(&watcher.wakers);
-            if wakers.contains(watched.key) {
-                wakers.remove(watched.key);
-            }
+            lock(&watcher.wakers).try_remove(watched.key);
         }
     }
 

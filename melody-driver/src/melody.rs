@@ -1442,8 +1442,9 @@ impl<R: Runtime> Melody<R> {
     /// runtime's reactor (see [`Transport::leave_reactor`](crate::Transport::leave_reactor)):
     /// the instance watches them for input itself, with one poller and one thread made
     /// at the first such park, and a parked connection then holds no registration of
-    /// the runtime's. The TCP connections of the tokio and smol adapters' `serve` do
-    /// this (on Unix); 0 elsewhere.
+    /// the runtime's. The TCP connections the tokio, smol and async-std adapters'
+    /// `serve` accept do this, through [`TcpTransport`](crate::TcpTransport) (on Unix;
+    /// 0 elsewhere).
     ///
     /// ```
     /// # use std::time::Instant;

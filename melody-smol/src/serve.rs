@@ -33,9 +33,9 @@ pub async fn serve(melody: &Melody, listener: TcpListener) -> io::Result<()> {
     .await
 }
 
-/// The `Async` socket inside an accepted stream, as a transport: a quarter of the
-/// stream's size (made to be cloned and read from several tasks, it carries waker
-/// lists of its own), and one that leaves the reactor while its session is quiet.
+/// The `Async` socket inside an accepted stream, as a transport: smaller than the
+/// stream (made to be cloned and read from several tasks, it carries waker lists of
+/// its own), and one that leaves the reactor while its session is quiet.
 fn into_transport(stream: smol::net::TcpStream) -> io::Result<AsyncIoTcpTransport> {
     let shared: Arc<Async<std::net::TcpStream>> = stream.into();
     // Just accepted, never cloned: the only reference.
