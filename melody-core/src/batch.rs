@@ -12,10 +12,15 @@ use std::io::IoSlice;
 use bytes::{Buf, Bytes};
 
 /// Frames up to this size are copied together; larger ones go by reference.
-const COPY_AT_MOST: usize = 1024;
+pub(crate) const COPY_AT_MOST: usize = 1024;
 
 /// Most bytes copied into one buffer.
 const COPIED_AT_MOST: usize = 64 * 1024;
+
+/// A copy buffer this small is kept for the next write once everything is written (a
+/// session answering message by message copies into the same memory each time); a
+/// larger one is freed, so a busy session holds no spare room.
+const COPY_ROOM_KEPT: usize = 1024;
 
 /// Buffers handed to a driver to write, in order: frames of one session, small ones
 /// copied together, large ones shared by reference count with every other recipient
@@ -37,9 +42,21 @@ const COPIED_AT_MOST: usize = 64 * 1024;
 /// ```
 #[derive(Debug, Default)]
 pub struct Batch {
-    bufs: Vec<Bytes>,
+    bufs: Vec<Piece>,
     /// Buffers before this index are written; the rest wait.
     head: usize,
+    /// Where small frames are copied together: the [`Piece::Copied`] ranges point
+    /// into it. Owned here, not shared: no reference count per write.
+    copied: Vec<u8>,
+}
+
+/// One buffer of a batch.
+#[derive(Debug)]
+enum Piece {
+    /// A frame by reference (its unwritten rest).
+    Shared(Bytes),
+    /// Frames copied together: `copied[start..end]` (its unwritten rest).
+    Copied { start: usize, end: usize },
 }
 
 impl Batch {
@@ -60,38 +77,47 @@ impl Batch {
 
     /// Bytes waiting to be written.
     pub fn unwritten_bytes(&self) -> usize {
-        self.pending().iter().map(Bytes::len).sum()
+        self.iter().map(<[u8]>::len).sum()
     }
 
     /// The waiting buffers, in order.
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        self.pending().iter().map(|b| &b[..])
+        self.bufs[self.head..]
+            .iter()
+            .map(|piece| self.bytes_of(piece))
     }
 
     /// Fills `slices` with the waiting buffers, in order, for one vectored write;
     /// returns how many it filled (at most `slices.len()`).
     pub fn io_slices<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
         let mut count = 0;
-        for (slot, buf) in slices.iter_mut().zip(self.pending()) {
+        for (slot, buf) in slices.iter_mut().zip(self.iter()) {
             *slot = IoSlice::new(buf);
             count += 1;
         }
         count
     }
 
-    fn pending(&self) -> &[Bytes] {
-        &self.bufs[self.head..]
+    fn bytes_of<'a>(&'a self, piece: &'a Piece) -> &'a [u8] {
+        match piece {
+            Piece::Shared(bytes) => bytes,
+            Piece::Copied { start, end } => self.copied.get(*start..*end).unwrap_or_default(),
+        }
     }
 
-    /// Starts appending frames; the fill ends when it is dropped.
-    pub(crate) fn fill(&mut self) -> Fill<'_> {
+    /// Starts appending frames, about `room` bytes of them to copy (the copy buffer
+    /// is made that size at once rather than grown frame by frame, and a lone small
+    /// reply takes a small one, which the allocator keeps at hand); the fill ends
+    /// when it is dropped.
+    pub(crate) fn fill(&mut self, room: usize) -> Fill<'_> {
         if self.is_empty() {
-            self.bufs.clear();
-            self.head = 0;
+            self.reset();
         }
+        let run_start = self.copied.len();
         Fill {
             batch: self,
-            copied: Vec::new(),
+            run_start,
+            room: room.min(COPIED_AT_MOST),
             loose: false,
         }
     }
@@ -103,36 +129,55 @@ impl Batch {
             let Some(front) = self.bufs.get_mut(self.head) else {
                 break;
             };
-            if n < front.len() {
-                front.advance(n);
+            let len = match front {
+                Piece::Shared(bytes) => bytes.len(),
+                Piece::Copied { start, end } => *end - *start,
+            };
+            if n < len {
+                match front {
+                    Piece::Shared(bytes) => bytes.advance(n),
+                    Piece::Copied { start, .. } => *start += n,
+                }
                 taken += n;
                 break;
             }
-            n -= front.len();
-            taken += front.len();
+            n -= len;
+            taken += len;
             // Release the reference now: the last recipient frees the frame.
-            self.bufs[self.head] = Bytes::new();
+            *front = Piece::Copied { start: 0, end: 0 };
             self.head += 1;
         }
         if self.is_empty() {
-            self.bufs.clear();
-            self.head = 0;
+            self.reset();
         }
         taken
     }
 
     pub(crate) fn clear(&mut self) {
+        self.reset();
+    }
+
+    /// Empty again; the copy buffer is kept only if small.
+    fn reset(&mut self) {
         self.bufs.clear();
         self.head = 0;
+        if self.copied.capacity() > COPY_ROOM_KEPT {
+            self.copied = Vec::new();
+        } else {
+            self.copied.clear();
+        }
     }
 }
 
-/// Frames being appended to a [`Batch`]: small ones are copied together, the copy
-/// becoming one buffer when a large frame comes, at the copy's bound, or at the end.
+/// Frames being appended to a [`Batch`]: small ones are copied together, the run of
+/// copies becoming one buffer when a large frame comes, at the copy's bound, or at
+/// the end.
 pub(crate) struct Fill<'a> {
     batch: &'a mut Batch,
-    /// Small frames copied together, not in the batch yet.
-    copied: Vec<u8>,
+    /// Where the run of copies not in the batch yet starts, in the copy buffer.
+    run_start: usize,
+    /// Bytes to make room for at the first copy (none once made).
+    room: usize,
     /// The batch's last buffer is a small frame not copied: a lone one goes by
     /// reference.
     loose: bool,
@@ -143,39 +188,44 @@ impl Fill<'_> {
     pub(crate) fn push(&mut self, frame: Bytes) {
         if frame.len() > COPY_AT_MOST {
             self.seal();
-            self.batch.bufs.push(frame);
-        } else if !self.loose && self.copied.is_empty() {
+            self.batch.bufs.push(Piece::Shared(frame));
+        } else if !self.loose && self.run_is_empty() {
             self.loose = true;
-            self.batch.bufs.push(frame);
+            self.batch.bufs.push(Piece::Shared(frame));
         } else {
             self.push_copy(&frame);
         }
     }
 
+    fn run_is_empty(&self) -> bool {
+        self.batch.copied.len() == self.run_start
+    }
+
     /// Appends a frame by copying it.
     pub(crate) fn push_copy(&mut self, frame: &[u8]) {
-        if self.copied.len() + frame.len() > COPIED_AT_MOST {
+        if self.batch.copied.len() - self.run_start + frame.len() > COPIED_AT_MOST {
             self.seal();
         }
-        if self.copied.is_empty() {
-            self.copied.reserve(COPY_AT_MOST * 4);
+        let room = std::mem::take(&mut self.room);
+        if room > 0 {
+            self.batch.copied.reserve(room.max(frame.len()));
         }
         if self.loose {
             self.loose = false;
-            if let Some(first) = self.batch.bufs.pop() {
-                self.copied.extend_from_slice(&first);
+            if let Some(Piece::Shared(first)) = self.batch.bufs.pop() {
+                self.batch.copied.extend_from_slice(&first);
             }
         }
-        self.copied.extend_from_slice(frame);
+        self.batch.copied.extend_from_slice(frame);
     }
 
-    /// What was copied together becomes one buffer: a new one per fill, freed once
-    /// written, so a busy session keeps no spare capacity between writes.
+    /// The run of copies becomes one buffer of the batch.
     fn seal(&mut self) {
         self.loose = false;
-        if !self.copied.is_empty() {
-            let copied = std::mem::take(&mut self.copied);
-            self.batch.bufs.push(Bytes::from(copied));
+        let end = self.batch.copied.len();
+        if end > self.run_start {
+            let start = std::mem::replace(&mut self.run_start, end);
+            self.batch.bufs.push(Piece::Copied { start, end });
         }
     }
 }
@@ -196,7 +246,8 @@ mod tests {
 
     fn filled(frames: &[Bytes]) -> Batch {
         let mut batch = Batch::new();
-        let mut fill = batch.fill();
+        let room = frames.iter().map(Bytes::len).sum();
+        let mut fill = batch.fill(room);
         for f in frames {
             fill.push(f.clone());
         }
@@ -213,8 +264,11 @@ mod tests {
 
         let lone = frame(4, 66);
         let batch = filled(std::slice::from_ref(&lone));
-        let first = batch.pending()[0].clone();
-        assert_eq!(first.as_ptr(), lone.as_ptr(), "not copied");
+        assert_eq!(
+            batch.iter().next().map(<[u8]>::as_ptr),
+            Some(lone.as_ptr()),
+            "not copied"
+        );
     }
 
     #[test]
@@ -224,7 +278,10 @@ mod tests {
         let batch = filled(&frames);
         let lens: Vec<usize> = batch.iter().map(<[u8]>::len).collect();
         assert_eq!(lens, vec![10, COPY_AT_MOST + 1, 5]);
-        assert_eq!(batch.pending()[1].as_ptr(), large.as_ptr());
+        assert_eq!(
+            batch.iter().nth(1).map(<[u8]>::as_ptr),
+            Some(large.as_ptr())
+        );
         assert_eq!(batch.iter().collect::<Vec<_>>().concat(), frames.concat());
     }
 
@@ -235,6 +292,62 @@ mod tests {
         assert!(batch.iter().all(|b| b.len() <= COPIED_AT_MOST));
         assert_eq!(batch.len(), 200 * COPY_AT_MOST / COPIED_AT_MOST + 1);
         assert_eq!(batch.iter().collect::<Vec<_>>().concat(), frames.concat());
+    }
+
+    #[test]
+    fn a_small_copy_buffer_is_reused_once_written_and_a_large_one_freed() {
+        let small = [frame(1, 66), frame(2, 66)];
+        let mut batch = filled(&small);
+        let first = batch.iter().next().map(<[u8]>::as_ptr);
+        assert_eq!(batch.consume(usize::MAX), 132);
+        let mut fill = batch.fill(132);
+        fill.push_copy(&small[1]);
+        fill.push_copy(&small[0]);
+        drop(fill);
+        assert_eq!(
+            batch.iter().next().map(<[u8]>::as_ptr),
+            first,
+            "same memory"
+        );
+        assert_eq!(
+            batch.iter().next(),
+            Some(&[small[1].clone(), small[0].clone()].concat()[..])
+        );
+
+        let many: Vec<Bytes> = (0..40).map(|i| frame(i as u8, 100)).collect();
+        let mut batch = filled(&many);
+        assert!(batch.copied.capacity() > COPY_ROOM_KEPT);
+        batch.consume(usize::MAX);
+        assert_eq!(batch.copied.capacity(), 0, "freed once written");
+    }
+
+    #[test]
+    fn the_copy_buffer_is_made_the_size_of_the_fill_at_once() {
+        let many: Vec<Bytes> = (0..40).map(|i| frame(i as u8, 100)).collect();
+        let batch = filled(&many);
+        assert_eq!(
+            batch.copied.capacity(),
+            4000,
+            "no growth past the room asked for"
+        );
+    }
+
+    #[test]
+    fn a_copy_written_in_part_keeps_its_rest_while_more_is_appended() {
+        let mut batch = filled(&[frame(1, 5), frame(2, 5)]);
+        assert_eq!(batch.consume(3), 3);
+        let mut fill = batch.fill(8);
+        fill.push_copy(&frame(3, 4));
+        fill.push_copy(&frame(4, 4));
+        drop(fill);
+        let pieces: Vec<Vec<u8>> = batch.iter().map(<[u8]>::to_vec).collect();
+        let expected = vec![
+            [vec![1; 2], vec![2; 5]].concat(),
+            [vec![3; 4], vec![4; 4]].concat(),
+        ];
+        assert_eq!(pieces, expected);
+        assert_eq!(batch.consume(usize::MAX), 15);
+        assert!(batch.is_empty());
     }
 
     #[test]

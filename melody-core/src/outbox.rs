@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use crate::batch::Batch;
+use crate::batch::{Batch, COPY_AT_MOST};
 use crate::config::DropPolicy;
 use crate::prepared::{MessageKind, Prepared};
 
@@ -14,6 +14,10 @@ pub(crate) const MAX_PENDING_PONGS: usize = 16;
 
 /// Most buffers handed out by one `poll_transmit` (Linux's `IOV_MAX` is 1024).
 pub(crate) const MAX_TRANSMIT_ITEMS: usize = 1024;
+
+/// Room made in a write's copy buffer for control frames (a ping or pong is at most
+/// 131 bytes, a close 127).
+const CONTROL_ROOM: usize = 256;
 
 /// What happened to one message offered to the data lane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -456,7 +460,10 @@ impl Outbox {
             return 0;
         };
         let mut moved = 0;
-        let mut batch = batch.fill();
+        // What waits to be copied, about: small frames are, large ones (by reference)
+        // are not, pings and pongs are small.
+        let data_room = self.data_bytes.min(lanes.data.len() * COPY_AT_MOST);
+        let mut batch = batch.fill(data_room + CONTROL_ROOM);
         while moved < MAX_TRANSMIT_ITEMS {
             let (bytes, flight) = if let Some(c) = lanes.control.pop_front() {
                 let len = c.len();
