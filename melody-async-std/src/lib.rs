@@ -53,6 +53,15 @@ melody_driver::adapter_aliases!(AsyncStdRuntime, "async-std");
 ///
 /// Errors from `accept` that concern one connection are skipped; running out of file
 /// descriptors pauses accepting briefly and goes on. Only a failed listener returns.
+///
+/// Where to run it: awaited in `async_std::task::block_on` (or `#[async_std::main]`),
+/// the accept loop runs on the calling thread, which then also polls async-std's
+/// reactor and hands the sessions' I/O events over to the executor's threads. Spawned
+/// with `async_std::task::spawn` and waited for by a plain `block_on` that does not
+/// poll the reactor (`futures_lite::future::block_on`), it leaves the events to the
+/// executor's threads, as the `server` example does. With one executor thread, that
+/// example's echo took 4.5 to 4.7 µs of CPU per round trip run this way, and 4.6 to
+/// 7.6 µs (7.2 or more in three runs of four) in `block_on`.
 pub async fn serve(melody: &Melody, listener: TcpListener) -> io::Result<()> {
     // Accepted on async-io's reactor (async-std's own) as `Async` sockets: the
     // transport that leaves the reactor while its session is quiet takes those.
