@@ -195,7 +195,7 @@ impl<R: Runtime> Session<R> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn write(&self, text: &str) -> Delivery {
-        self.write_prepared(&Prepared::text(text))
+        self.write_owned(Prepared::text(text))
     }
 
     /// Queues a binary message (olahol/melody's `WriteBinary`).
@@ -237,7 +237,16 @@ impl<R: Runtime> Session<R> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn write_binary(&self, data: &[u8]) -> Delivery {
-        self.write_prepared(&Prepared::binary(data))
+        self.write_owned(Prepared::binary(data))
+    }
+
+    /// Queues a message made for this write alone: the hub takes it as it is, so a
+    /// small one is copied into the outbox and its frame freed, never shared (a
+    /// shared frame takes an allocation and a reference count on its first clone).
+    fn write_owned(&self, msg: Prepared) -> Delivery {
+        let now = self.shared.rt.now();
+        let msg = Publication::from(msg);
+        self.with(|hub, id| hub.send_publication(id, now, &msg))
     }
 
     /// Queues an already encoded message.
