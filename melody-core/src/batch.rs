@@ -325,11 +325,9 @@ mod tests {
     fn the_copy_buffer_is_made_the_size_of_the_fill_at_once() {
         let many: Vec<Bytes> = (0..40).map(|i| frame(i as u8, 100)).collect();
         let batch = filled(&many);
-        assert_eq!(
-            batch.copied.capacity(),
-            4000,
-            "no growth past the room asked for"
-        );
+        // Grown copy by copy from the old 4 KiB start, it would have doubled to 8 KiB.
+        let capacity = batch.copied.capacity();
+        assert!((4000..8000).contains(&capacity), "{capacity}: not grown");
     }
 
     #[test]
