@@ -57,8 +57,10 @@ fn accept(
     loop {
         let (mut stream, _) = match listener.accept() {
             Ok(accepted) => accepted,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
-            Err(_) => continue,
+            Err(e) if e.kind() == ErrorKind::ConnectionAborted => continue,
+            // Out of descriptors, say: try again at the next connection's edge rather
+            // than spin here.
+            Err(_) => return Ok(()),
         };
         let _ = stream.set_nodelay(true);
         let entry = connections.vacant_entry();
