@@ -254,6 +254,7 @@ macro_rules! __with_every_case {
             // quiet sessions without a task
             quiet_sessions_park_and_wake_for_every_kind_of_wakeup,
             parked_sessions_keep_their_keepalive,
+            a_session_parking_after_each_answer_is_woken_by_each_next_input,
             // close
             client_close_answered_1000,
             server_close_after_queued_data,

@@ -319,17 +319,18 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         mut transport: T,
         waker: &Waker,
     ) -> Result<(T, Option<crate::idle_watch::Watched>), T> {
+        // A watch left from the last park ends first, whatever comes next. Kept for
+        // this park, it lost wakeups: its edge-triggered event could have come and
+        // gone while the task still ran (a wakeup the record ignores), so input read
+        // by nobody waited for the next ping. A new watch reports input already
+        // there as soon as it is made.
+        if let Some(watched) = self.watched.take() {
+            self.shared.idle_watch.unwatch(watched);
+        }
         let Some(fd) = transport.leave_reactor() else {
-            // Not out of the reactor (or its socket lost): nothing left to watch.
-            if let Some(watched) = self.watched.take() {
-                self.shared.idle_watch.unwatch(watched);
-            }
+            // Not out of the reactor (or its socket lost): nothing to watch.
             return Ok((transport, None));
         };
-        if let Some(watched) = self.watched.take() {
-            // Still watched since the last park (same socket, same waker).
-            return Ok((transport, Some(watched)));
-        }
         match self.shared.idle_watch.watch(fd, waker) {
             Some(watched) => Ok((transport, Some(watched))),
             None => Err(transport),
@@ -340,7 +341,7 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
     /// of its second poll: its first wrote what woke it (a broadcast waking many parked
     /// connections has each write before any spends system calls on this), and its
     /// transport registers again from then on. Until then the watch may wake its
-    /// (reused) parked record for nothing, which costs one look at an empty record.
+    /// parked record for nothing, which costs one look at an empty record.
     #[cfg(unix)]
     fn unwatch_late(&mut self) {
         if self.watched.is_none() {

@@ -10,7 +10,7 @@ use melody_driver::Melody;
 use tungstenite::Message;
 
 use crate::backend::Backend;
-use crate::client::{Client, RecvError};
+use crate::client::{Client, Raw, RecvError};
 use crate::harness::{config, echo, wait_until, Call, Recorder, Server};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -124,6 +124,34 @@ pub fn quiet_sessions_park_and_wake_for_every_kind_of_wakeup<B: Backend>() {
     });
     assert_eq!(melody.parked_connections(), 0);
     assert_eq!(melody.parked_outside_reactor(), 0);
+}
+
+/// A session that parks again after each answer is woken by each next input: four
+/// peers each ping in a loop, one ping in flight, every ping answered. (Each pong goes
+/// out, the session is quiet again and parks, and the next ping comes in while it
+/// does: a park that reused the socket's watch from before missed some of them.)
+pub fn a_session_parking_after_each_answer_is_woken_by_each_next_input<B: Backend>() {
+    const PINGS: u32 = 1000;
+    let server = Server::<B>::serve(config(), echo);
+    let addr = server.addr;
+    let peers: Vec<_> = (0..4)
+        .map(|peer| {
+            std::thread::spawn(move || {
+                let mut raw = Raw::upgrade(addr, "/");
+                for i in 0..PINGS {
+                    let payload = i.to_be_bytes();
+                    raw.send_frame(true, 0x9, &payload);
+                    let pong = raw
+                        .try_read_frame(WAIT)
+                        .unwrap_or_else(|end| panic!("peer {peer}, ping {i}: no pong ({end:?})"));
+                    assert_eq!((pong.opcode, &pong.payload[..]), (0xA, &payload[..]));
+                }
+            })
+        })
+        .collect();
+    for peer in peers {
+        peer.join().expect("every ping answered");
+    }
 }
 
 /// A parked session keeps its keepalive: each ping due brings it back to write the
