@@ -13,7 +13,6 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::WebSocketConfig;
 
 use crate::config::{Config, ConfigError};
-use crate::deflate::SharedDeflaters;
 use crate::error::{HandshakeRejection, UnknownSession};
 use crate::event::Event;
 use crate::handshake::{self, Accept, Request, RequestHead, StreamAccept};
@@ -26,6 +25,7 @@ use crate::session::{
     ConnectionInfo, Ctx, Outcome, Phase, SessionId, SessionKind, SessionMachine, SessionState,
     SessionStats, Transmit,
 };
+use crate::shared_copies::SharedCopies;
 use crate::target::{Delivery, Target};
 use crate::timers::{Due, Tick, TimerWheel, NEVER, TIMER_KINDS};
 use crate::topics::Topics;
@@ -115,7 +115,7 @@ pub struct Hub<U = Keys> {
     due: Vec<Due>,
     scratch: Vec<u8>,
     /// Compressors for shared compressed copies (permessage-deflate), one per window.
-    deflaters: SharedDeflaters,
+    copies: SharedCopies,
     next_serial: u32,
     open: usize,
     last_now: Instant,
@@ -169,7 +169,7 @@ impl<U> Hub<U> {
             ready: VecDeque::new(),
             due: Vec::new(),
             scratch: Vec::new(),
-            deflaters: SharedDeflaters::default(),
+            copies: SharedCopies::default(),
             next_serial: 0,
             open: 0,
             last_now: now,
@@ -211,13 +211,13 @@ impl<U> Hub<U> {
             wheel,
             scratch,
             budget,
-            deflaters,
+            copies,
             ..
         } = self;
         let session = sessions
             .get_mut(id.index as usize)
             .filter(|s| s.serial == id.serial)?;
-        let mut ctx = Ctx::new(now, config, *ws_config, wheel, scratch, budget, deflaters);
+        let mut ctx = Ctx::new(now, config, *ws_config, wheel, scratch, budget, copies);
         ctx.index = id.index;
         Some((session, ctx))
     }
@@ -869,6 +869,12 @@ impl<U> Hub<U> {
         self.get(id).map(|s| s.held_inbound_bytes())
     }
 
+    /// Slots of the frame log in use (for tests of what it keeps).
+    #[cfg(test)]
+    pub(crate) fn frame_log_slots(&self) -> usize {
+        self.copies.frames.slots_in_use()
+    }
+
     /// Whether a session holds a tungstenite context (for tests of the idle cost).
     #[cfg(test)]
     pub(crate) fn ws_allocated(&self, id: SessionId) -> Option<bool> {
@@ -1273,9 +1279,10 @@ impl<U> Hub<U> {
         delivery
     }
 
-    /// Queues a message for every session of `target`: one encode, one reference (or,
-    /// for a frame of up to 68 bytes, a copy) per recipient, no allocation per
-    /// recipient once outboxes have grown. Event-stream
+    /// Queues a message for every session of `target`: one encode, one reference per
+    /// recipient (a frame of up to 68 bytes is held once in the hub's frame log, and
+    /// each recipient's outbox keeps its position), no allocation per recipient once
+    /// outboxes have grown. Event-stream
     /// sessions get a text message as a data-only event (encoded once for all of
     /// them) and skip a binary one ([`Delivery::skipped`]).
     ///
@@ -1338,13 +1345,15 @@ impl<U> Hub<U> {
             ws_config,
             wheel,
             scratch,
-            deflaters,
+            copies,
             topics,
             ready,
             budget,
             ..
         } = self;
-        let mut ctx = Ctx::new(now, config, *ws_config, wheel, scratch, budget, deflaters);
+        copies.frames.begin_fanout();
+        let mut ctx = Ctx::new(now, config, *ws_config, wheel, scratch, budget, copies);
+        ctx.log_frames = true;
         let mut fan = Fanout {
             msg,
             bounds,

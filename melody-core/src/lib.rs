@@ -9,6 +9,9 @@ mod deflate;
 mod error;
 mod event;
 mod event_queue;
+mod frame_log;
+#[cfg(test)]
+mod frame_log_hub_tests;
 mod handshake;
 pub mod history;
 mod http_page;
@@ -24,6 +27,7 @@ mod prepared;
 mod publication;
 mod session;
 mod session_view;
+mod shared_copies;
 pub mod sse;
 mod target;
 #[cfg(test)]

@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use crate::batch::{Batch, COPY_AT_MOST};
 use crate::config::DropPolicy;
+use crate::frame_log::FrameLog;
 use crate::prepared::{MessageKind, Prepared};
 
 /// Most unsent pongs kept; older ones are dropped first.
@@ -139,6 +140,11 @@ pub(crate) enum Offer<'a> {
     /// (a failed store-to-load forward: the load waits for every store before it);
     /// broadcast to 100 subscribers took 8-12% more CPU per delivery that way.
     Copy(&'a Prepared),
+    /// A small frame held in the hub's frame log at position `at` (see `FrameLog`).
+    Logged {
+        at: u64,
+        len: usize,
+    },
     Entry(Outgoing),
 }
 
@@ -156,6 +162,7 @@ impl<'a> Offer<'a> {
     pub(crate) fn wire_len(&self) -> usize {
         match self {
             Offer::Copy(frame) => frame.wire_len(),
+            Offer::Logged { len, .. } => *len,
             Offer::Entry(entry) => entry.wire_len(),
         }
     }
@@ -170,6 +177,47 @@ impl From<Outgoing> for Offer<'_> {
 impl From<Prepared> for Offer<'_> {
     fn from(msg: Prepared) -> Self {
         Offer::Entry(msg.into())
+    }
+}
+
+/// An entry of the data lane.
+#[derive(Debug)]
+enum Queued {
+    /// One message.
+    One(Outgoing),
+    /// `count` messages held in the hub's frame log, at positions `first..first +
+    /// count`: a session that gets every message of a fan-out extends one entry.
+    Logged { first: u64, count: u32 },
+}
+
+impl Queued {
+    fn messages(&self) -> usize {
+        match self {
+            Queued::One(_) => 1,
+            Queued::Logged { count, .. } => *count as usize,
+        }
+    }
+
+    /// The wire length of its `index`th message.
+    fn len_of(&self, index: usize, log: &FrameLog) -> usize {
+        match self {
+            Queued::One(msg) => msg.wire_len(),
+            Queued::Logged { first, .. } => log.len(first + index as u64),
+        }
+    }
+
+    /// Drops it; the wire bytes it held.
+    fn release(self, log: &mut FrameLog) -> usize {
+        match self {
+            Queued::One(msg) => msg.wire_len(),
+            Queued::Logged { first, count } => (first..first + u64::from(count))
+                .map(|at| {
+                    let len = log.len(at);
+                    log.release(at);
+                    len
+                })
+                .sum(),
+        }
     }
 }
 
@@ -235,7 +283,9 @@ pub(crate) struct Outbox {
 /// What the outbox queues and has in flight.
 #[derive(Debug, Default)]
 struct Lanes {
-    data: VecDeque<Outgoing>,
+    data: VecDeque<Queued>,
+    /// Data messages queued (an entry of `data` may hold several).
+    queued: usize,
     /// Handed to the transport, in order; the batch holds their unwritten bytes.
     in_flight: VecDeque<Flight>,
     control: VecDeque<Bytes>,
@@ -257,6 +307,32 @@ impl Lanes {
             || !self.pongs.is_empty()
             || !self.data.is_empty()
             || self.close.is_some()
+    }
+
+    /// Takes the oldest queued data message as an entry of its own (a logged frame
+    /// is copied out of the log).
+    fn pop_message(&mut self, log: &mut FrameLog) -> Option<Outgoing> {
+        match self.data.front_mut()? {
+            Queued::Logged { first, count } => {
+                let at = *first;
+                *first += 1;
+                *count -= 1;
+                if *count == 0 {
+                    self.data.pop_front();
+                }
+                let msg = log.to_prepared(at);
+                log.release(at);
+                // A held position always has its frame; an empty one is sent if not.
+                Some(Outgoing::new(
+                    msg.unwrap_or_else(|| Prepared::binary([])),
+                    Wire::Plain,
+                ))
+            }
+            Queued::One(_) => match self.data.pop_front() {
+                Some(Queued::One(msg)) => Some(msg),
+                _ => None,
+            },
+        }
     }
 
     /// Accounts one more data message of `wire_len` bytes in flight, in the run at the
@@ -297,7 +373,7 @@ impl Outbox {
 
     /// Data messages queued, not yet handed to the transport.
     fn queued_len(&self) -> usize {
-        self.lanes.as_ref().map_or(0, |l| l.data.len())
+        self.lanes.as_ref().map_or(0, |l| l.queued)
     }
 
     /// Data messages queued or in flight: what counts against the bound.
@@ -333,16 +409,18 @@ impl Outbox {
     /// Offers a data message under the bounds and policy, with no memory budget.
     #[cfg(test)]
     pub(crate) fn push_data<'a>(&mut self, msg: impl Into<Offer<'a>>, bounds: Bounds) -> Admit {
-        self.push_data_within(msg, bounds, usize::MAX)
+        self.push_data_within(msg, bounds, usize::MAX, &mut FrameLog::default())
     }
 
     /// Offers a data message under the bounds and policy, when the hub's memory budget
     /// has `budget_room` bytes left. Eviction (under `DropOldest`) frees budget too.
+    /// `log` holds the frames of logged offers and entries.
     pub(crate) fn push_data_within<'a>(
         &mut self,
         msg: impl Into<Offer<'a>>,
         bounds: Bounds,
         budget_room: usize,
+        log: &mut FrameLog,
     ) -> Admit {
         let msg = msg.into();
         if self.sealed {
@@ -377,56 +455,100 @@ impl Outbox {
                     };
                     let (mut count, mut bytes) = (self.data_len(), self.data_bytes);
                     let queued = self.lanes.as_ref().map(|l| &l.data);
-                    for old in queued.into_iter().flatten() {
-                        if room(count, bytes) {
-                            break;
+                    'oldest: for old in queued.into_iter().flatten() {
+                        for index in 0..old.messages() {
+                            if room(count, bytes) {
+                                break 'oldest;
+                            }
+                            count -= 1;
+                            bytes -= old.len_of(index, log);
+                            evicted += 1;
                         }
-                        count -= 1;
-                        bytes -= old.wire_len();
-                        evicted += 1;
                     }
                     if !room(count, bytes) {
                         return Admit::Dropped;
                     }
-                    if let Some(lanes) = self.lanes.as_mut() {
-                        for old in lanes.data.drain(..evicted) {
-                            self.data_bytes -= old.wire_len();
-                        }
-                    }
+                    self.evict_oldest(evicted, log);
                 }
             }
         }
         self.data_bytes += len;
-        let data = &mut self.lanes().data;
+        let lanes = self.lanes();
+        lanes.queued += 1;
+        let data = &mut lanes.data;
         match msg {
-            Offer::Entry(entry) => data.push_back(entry),
+            Offer::Entry(entry) => data.push_back(Queued::One(entry)),
+            Offer::Logged { at, .. } => {
+                log.hold(at);
+                match data.back_mut() {
+                    Some(Queued::Logged { first, count })
+                        if *first + u64::from(*count) == at && *count < u32::MAX =>
+                    {
+                        *count += 1
+                    }
+                    _ => data.push_back(Queued::Logged {
+                        first: at,
+                        count: 1,
+                    }),
+                }
+            }
             Offer::Copy(frame) if len <= INLINE_AT_MOST => {
-                data.push_back(Outgoing::Inline(InlineFrame {
+                data.push_back(Queued::One(Outgoing::Inline(InlineFrame {
                     bytes: [0; INLINE_AT_MOST],
                     len: len as u8,
                     header_len: frame.header_len(),
                     kind: frame.kind(),
-                }));
-                if let Some(Outgoing::Inline(inline)) = data.back_mut() {
+                })));
+                if let Some(Queued::One(Outgoing::Inline(inline))) = data.back_mut() {
                     inline.bytes[..len].copy_from_slice(frame.frame());
                 }
             }
             // `Offer::plain` offers no larger copy; one would be shared, not cut.
-            Offer::Copy(frame) => data.push_back(Outgoing::new(frame.clone(), Wire::Plain)),
+            Offer::Copy(frame) => {
+                data.push_back(Queued::One(Outgoing::new(frame.clone(), Wire::Plain)))
+            }
         }
         Admit::Queued { evicted }
     }
 
+    /// Drops the `n` oldest queued data messages.
+    fn evict_oldest(&mut self, mut n: usize, log: &mut FrameLog) {
+        let Some(lanes) = self.lanes.as_deref_mut() else {
+            return;
+        };
+        while n > 0 {
+            match lanes.data.front_mut() {
+                Some(Queued::Logged { first, count }) if *count as usize > n => {
+                    for _ in 0..n {
+                        self.data_bytes -= log.len(*first);
+                        log.release(*first);
+                        *first += 1;
+                        *count -= 1;
+                    }
+                    lanes.queued -= n;
+                    return;
+                }
+                Some(_) => {
+                    if let Some(old) = lanes.data.pop_front() {
+                        n -= old.messages();
+                        lanes.queued -= old.messages();
+                        self.data_bytes -= old.release(log);
+                    }
+                }
+                None => return,
+            }
+        }
+    }
+
     /// Discards the queued (not in-flight) data; returns how many messages.
-    pub(crate) fn discard_queued_data(&mut self) -> usize {
+    pub(crate) fn discard_queued_data(&mut self, log: &mut FrameLog) -> usize {
         let Some(lanes) = self.lanes.as_mut() else {
             return 0;
         };
-        let n = lanes.data.len();
         for msg in lanes.data.drain(..) {
-            self.data_bytes -= msg.wire_len();
+            self.data_bytes -= msg.release(log);
         }
-        n
+        std::mem::take(&mut lanes.queued)
     }
 
     /// Seals the data lane and queues the close frame behind the data already queued.
@@ -443,17 +565,21 @@ impl Outbox {
     /// [`Outbox::transmit_with`] for a lane without per-session compression.
     #[cfg(test)]
     pub(crate) fn transmit(&mut self, batch: &mut Batch, keep_messages: bool) -> usize {
-        self.transmit_with(batch, keep_messages, |msg| msg.frame().clone())
+        self.transmit_with(batch, keep_messages, &mut FrameLog::default(), |msg| {
+            msg.frame().clone()
+        })
     }
 
     /// Moves what waits into `batch`, control first, then the pongs, data, the close
     /// frame. `keep_messages` keeps each data message until it is written (for `Sent`
     /// events); otherwise its frame moves to the batch without another reference.
     /// `deflate` compresses the messages the session's own compressor sends, in order.
+    /// Logged frames are copied from `log` and released there.
     pub(crate) fn transmit_with(
         &mut self,
         batch: &mut Batch,
         keep_messages: bool,
+        log: &mut FrameLog,
         mut deflate: impl FnMut(&Prepared) -> Bytes,
     ) -> usize {
         let Some(lanes) = self.lanes.as_deref_mut() else {
@@ -462,7 +588,7 @@ impl Outbox {
         let mut moved = 0;
         // What waits to be copied, about: small frames are, large ones (by reference)
         // are not, pings and pongs are small.
-        let data_room = self.data_bytes.min(lanes.data.len() * COPY_AT_MOST);
+        let data_room = self.data_bytes.min(lanes.queued * COPY_AT_MOST);
         let mut batch = batch.fill(data_room + CONTROL_ROOM);
         while moved < MAX_TRANSMIT_ITEMS {
             let (bytes, flight) = if let Some(c) = lanes.control.pop_front() {
@@ -471,7 +597,7 @@ impl Outbox {
             } else if let Some(p) = lanes.pongs.pop_front() {
                 let len = p.len();
                 (p, Flight::Control { len })
-            } else if let Some(Outgoing::Inline(inline)) =
+            } else if let Some(Queued::One(Outgoing::Inline(inline))) =
                 lanes.data.front().filter(|_| !keep_messages)
             {
                 // Copied from where it lies: popped first, the entry was moved through
@@ -480,11 +606,37 @@ impl Outbox {
                 let len = inline.as_slice().len();
                 batch.push_copy(inline.as_slice());
                 lanes.data.pop_front();
+                lanes.queued -= 1;
                 self.data_in_flight += 1;
                 lanes.extend_run(len);
                 moved += 1;
                 continue;
-            } else if let Some(out) = lanes.data.pop_front() {
+            } else if let Some(Queued::Logged { first, count }) =
+                lanes.data.front_mut().filter(|_| !keep_messages)
+            {
+                // The run's frames, copied from the log while they are in the cache.
+                let take = (*count as usize).min(MAX_TRANSMIT_ITEMS - moved);
+                for _ in 0..take {
+                    let frame = log.frame(*first);
+                    batch.push_copy(frame);
+                    lanes.run_lens.push_back(frame.len());
+                    log.release(*first);
+                    *first += 1;
+                }
+                *count -= take as u32;
+                if *count == 0 {
+                    lanes.data.pop_front();
+                }
+                match lanes.in_flight.back_mut() {
+                    Some(Flight::Run { count }) => *count += take,
+                    _ => lanes.in_flight.push_back(Flight::Run { count: take }),
+                }
+                lanes.queued -= take;
+                self.data_in_flight += take;
+                moved += take;
+                continue;
+            } else if let Some(out) = lanes.pop_message(log) {
+                lanes.queued -= 1;
                 self.data_in_flight += 1;
                 let (msg, wire) = match out {
                     Outgoing::Inline(inline) => (inline.to_prepared(), Wire::Plain),
@@ -638,8 +790,9 @@ impl Outbox {
     }
 
     /// Empties everything; returns how many data messages were never fully written.
-    pub(crate) fn clear(&mut self) -> usize {
+    pub(crate) fn clear(&mut self, log: &mut FrameLog) -> usize {
         let lost = self.data_len();
+        self.discard_queued_data(log);
         *self = Outbox {
             sealed: true,
             ..Outbox::default()
@@ -739,11 +892,11 @@ mod tests {
         let mut o = Outbox::default();
         // "12345" is 7 wire bytes.
         assert_eq!(
-            o.push_data_within(Prepared::text("12345"), lane, 6),
+            o.push_data_within(Prepared::text("12345"), lane, 6, &mut FrameLog::default()),
             Admit::OverBudget
         );
         assert_eq!(
-            o.push_data_within(Prepared::text("12345"), lane, 7),
+            o.push_data_within(Prepared::text("12345"), lane, 7, &mut FrameLog::default()),
             Admit::Queued { evicted: 0 }
         );
         // DropOldest with a full lane: evicting the old message frees its 7 bytes.
@@ -753,11 +906,16 @@ mod tests {
             ..lane
         };
         assert_eq!(
-            o.push_data_within(Prepared::text("abcde"), oldest, 0),
+            o.push_data_within(Prepared::text("abcde"), oldest, 0, &mut FrameLog::default()),
             Admit::Queued { evicted: 1 }
         );
         assert_eq!(
-            o.push_data_within(Prepared::text("abcdef"), oldest, 0),
+            o.push_data_within(
+                Prepared::text("abcdef"),
+                oldest,
+                0,
+                &mut FrameLog::default()
+            ),
             Admit::Dropped,
             "8 bytes do not fit in the 7 an eviction frees"
         );
@@ -910,3 +1068,7 @@ mod tests {
         assert!(!o.has_queued_control() && !o.has_in_flight() && o.data_len() == 0);
     }
 }
+
+#[cfg(test)]
+#[path = "outbox_log_tests.rs"]
+mod log_tests;

@@ -16,8 +16,9 @@ pub enum MessageKind {
 /// A message encoded once as an unmasked server frame.
 ///
 /// Server frames carry no mask, so the same bytes go to every recipient: a broadcast
-/// to N sessions costs one encode, then a reference-count increment per recipient (or,
-/// for a frame of up to 68 bytes, a copy into its outbox). Cloning is cheap.
+/// to N sessions costs one encode, then a reference-count increment per recipient (a
+/// frame of up to 68 bytes is held once by the hub instead, and each outbox keeps its
+/// position). Cloning is cheap.
 ///
 /// ```
 /// use melody_core::{MessageKind, Prepared};

@@ -15,7 +15,7 @@ use tungstenite::{Error as WsError, Message};
 
 use crate::batch::Batch;
 use crate::budget::MemoryBudget;
-use crate::deflate::{Compression, Deflater, SharedDeflaters};
+use crate::deflate::{Compression, Deflater};
 use crate::error::{HandshakeRejection, SessionError};
 use crate::event::Event;
 use crate::event_queue::EventQueue;
@@ -25,6 +25,7 @@ use crate::memory_stream::{self, MemoryStream};
 use crate::outbox::{Admit, Bounds, Completed, Offer, Outbox, Outgoing, Wire};
 use crate::prepared::{close_frame, truncate_reason, Prepared};
 use crate::publication::Publication;
+use crate::shared_copies::SharedCopies;
 use crate::sse;
 use crate::timers::{SessionTimers, Tick, TimerKind, TimerWheel, NEVER};
 use crate::topics::Membership;
@@ -271,6 +272,9 @@ pub(crate) struct SessionMachine<U> {
     pub(crate) deflater: Option<Box<Deflater>>,
 }
 
+/// Forms of one publication a fan-out's context remembers in the frame log.
+const LOGGED_FORMS: usize = 4;
+
 /// The context every session operation needs from the hub.
 pub(crate) struct Ctx<'a> {
     pub(crate) now: Instant,
@@ -282,8 +286,19 @@ pub(crate) struct Ctx<'a> {
     /// The hub's memory budget: outboxes are settled against it by the hub after each
     /// operation; a partial inbound message reserves its bytes here as they arrive.
     pub(crate) budget: &'a mut MemoryBudget,
-    /// The hub's compressors for shared compressed copies.
-    pub(crate) deflaters: &'a mut SharedDeflaters,
+    /// The hub's compressors for shared compressed copies, and its log of small
+    /// frames.
+    pub(crate) copies: &'a mut SharedCopies,
+    /// Whether new small frames go to the log (a fan-out) rather than into the
+    /// outbox (one session's own message: nobody would share its slot).
+    pub(crate) log_frames: bool,
+    /// The frames this context appended to the log, by their bytes' address and
+    /// length, and their positions: the recipients of one publication share a slot
+    /// per form (text, binary, event...). Valid for the context's lifetime, which the
+    /// publication outlives and the fan-out spans (see `FrameLog::begin_fanout`).
+    logged: [Option<(usize, usize, u64)>; LOGGED_FORMS],
+    /// Where the next form goes in `logged`, round.
+    next_logged: usize,
     /// Cache of [`Ctx::write_deadline`]; `NEVER` until first needed.
     pub(crate) write_tick: Tick,
 }
@@ -296,7 +311,7 @@ impl<'a> Ctx<'a> {
         wheel: &'a mut TimerWheel,
         scratch: &'a mut Vec<u8>,
         budget: &'a mut MemoryBudget,
-        deflaters: &'a mut SharedDeflaters,
+        copies: &'a mut SharedCopies,
     ) -> Self {
         Ctx {
             now,
@@ -306,7 +321,10 @@ impl<'a> Ctx<'a> {
             wheel,
             scratch,
             budget,
-            deflaters,
+            copies,
+            log_frames: false,
+            logged: [None; LOGGED_FORMS],
+            next_logged: 0,
             write_tick: NEVER,
         }
     }
@@ -314,6 +332,31 @@ impl<'a> Ctx<'a> {
     fn arm<U>(&mut self, session: &mut SessionMachine<U>, kind: TimerKind, at: Instant) {
         self.wheel
             .arm(&mut session.timers, self.index, session.serial, kind, at);
+    }
+
+    /// `offer` as it goes into an outbox: a small frame of a fan-out is held in the
+    /// hub's log (appended once per publication) unless the log is full.
+    fn logged<'f>(&mut self, offer: Offer<'f>) -> Offer<'f> {
+        let Offer::Copy(frame) = offer else {
+            return offer;
+        };
+        if !self.log_frames {
+            return offer;
+        }
+        let (ptr, len) = (frame.frame().as_ptr() as usize, frame.wire_len());
+        let known = self.logged.iter().flatten();
+        let at = match known.into_iter().find(|(p, l, _)| (*p, *l) == (ptr, len)) {
+            Some(&(_, _, at)) => at,
+            None => {
+                let Some(at) = self.copies.frames.append(frame) else {
+                    return offer;
+                };
+                self.logged[self.next_logged] = Some((ptr, len, at));
+                self.next_logged = (self.next_logged + 1) % LOGGED_FORMS;
+                at
+            }
+        };
+        Offer::Logged { at, len }
     }
 
     /// The write deadline for bytes queued now, computed once per context: a broadcast
@@ -795,7 +838,7 @@ impl<U> SessionMachine<U> {
         if let Phase::Handshake { awaiting, .. } = &mut self.phase {
             *awaiting = None;
         }
-        let discarded = self.outbox.discard_queued_data();
+        let discarded = self.outbox.discard_queued_data(&mut ctx.copies.frames);
         self.count_drops(discarded as u64);
         self.events.push_back(Event::Error(err));
         self.outbox.seal_with_close(response);
@@ -1068,6 +1111,7 @@ impl<U> SessionMachine<U> {
                 None => return Admit::Skipped,
             },
         };
+        let form = ctx.logged(form);
         // Claimed before it is queued (see `MemoryBudget::claim`); without the claim, the
         // room left decides, and evicting older messages (`DropOldest`) may make enough.
         let len = form.wire_len();
@@ -1080,9 +1124,9 @@ impl<U> SessionMachine<U> {
         // The write deadline is armed whenever the outbox holds something: only a
         // message into an empty one arms it (and reads the timers at all).
         let was_empty = self.outbox.is_empty();
-        let admit = self
-            .outbox
-            .push_data_within(form, self.bounds(bounds), room);
+        let admit =
+            self.outbox
+                .push_data_within(form, self.bounds(bounds), room, &mut ctx.copies.frames);
         if claimed && !matches!(admit, Admit::Queued { .. }) {
             ctx.budget.unclaim(len);
         }
@@ -1099,7 +1143,7 @@ impl<U> SessionMachine<U> {
                 self.count_drops(1)
             }
             Admit::Disconnect { .. } => {
-                let discarded = self.outbox.discard_queued_data();
+                let discarded = self.outbox.discard_queued_data(&mut ctx.copies.frames);
                 self.count_drops(1 + discarded as u64);
                 self.events
                     .push_back(Event::Error(SessionError::SlowConsumer));
@@ -1193,7 +1237,7 @@ impl<U> SessionMachine<U> {
             return Offer::plain(frame, ctx.config.sent_events);
         }
         let window = params.server_max_window_bits;
-        match msg.deflated_for(self.binary_writes, window, ctx.deflaters) {
+        match msg.deflated_for(self.binary_writes, window, &mut ctx.copies.deflaters) {
             Some(compressed) => Outgoing::new(frame.clone(), Wire::Deflated(compressed)).into(),
             None => Offer::plain(frame, ctx.config.sent_events),
         }
@@ -1283,16 +1327,19 @@ impl<U> SessionMachine<U> {
             &mut self.deflater,
             self.deflate.map_or(15, |p| p.server_max_window_bits),
         );
-        let n = self
-            .outbox
-            .transmit_with(batch, ctx.config.sent_events, |msg| {
+        let n = self.outbox.transmit_with(
+            batch,
+            ctx.config.sent_events,
+            &mut ctx.copies.frames,
+            |msg| {
                 let deflater = deflater.get_or_insert_with(|| Box::new(Deflater::new(window)));
                 deflater
                     .frame(msg.kind(), &msg.payload(), true)
                     // Compression failed and reset the context: this message goes
                     // uncompressed, which the peer accepts (RSV1 is per message).
                     .unwrap_or_else(|| msg.frame().clone())
-            });
+            },
+        );
         if self.outbox.take_closed_without_bytes() {
             // An end that needs no bytes is done once everything before it is written.
             self.close_written = true;
@@ -1487,13 +1534,12 @@ impl<U> SessionMachine<U> {
 
     /// Ends the session: drops what was not written (counted), emits the last events.
     pub(crate) fn finish(&mut self, ctx: &mut Ctx<'_>, err: Option<SessionError>) -> Outcome {
-        let _ = ctx;
         if self.is_finished() {
             return Outcome::default();
         }
         self.phase = Phase::Finished;
         self.timers.disarm_all();
-        let undelivered = self.outbox.clear();
+        let undelivered = self.outbox.clear(&mut ctx.copies.frames);
         self.counters.dropped += undelivered as u64;
         if let Some(err) = err {
             self.events.push_back(Event::Error(err));
