@@ -1017,6 +1017,10 @@ mod tests {
     #[test]
     fn a_small_frame_is_queued_as_a_copy_no_larger_than_a_shared_entry() {
         assert!(std::mem::size_of::<Outgoing>() <= 80);
+        assert_eq!(
+            std::mem::size_of::<Queued>(),
+            std::mem::size_of::<Outgoing>()
+        );
         let small = Prepared::text("x".repeat(INLINE_AT_MOST - 2));
         assert!(matches!(Offer::plain(&small, false), Offer::Copy(_)));
         assert!(matches!(Offer::plain(&small, true), Offer::Entry(_)));
