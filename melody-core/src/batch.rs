@@ -197,6 +197,16 @@ impl Fill<'_> {
         }
     }
 
+    /// Appends a frame held elsewhere: as [`Fill::push`] does, taking a reference only
+    /// when it keeps the frame by reference.
+    pub(crate) fn push_shared(&mut self, frame: &Bytes) {
+        if frame.len() > COPY_AT_MOST || (!self.loose && self.run_is_empty()) {
+            self.push(frame.clone());
+        } else {
+            self.push_copy(frame);
+        }
+    }
+
     fn run_is_empty(&self) -> bool {
         self.batch.copied.len() == self.run_start
     }

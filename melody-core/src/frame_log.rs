@@ -1,27 +1,89 @@
-//! A hub's small fanned-out frames, held once for every outbox that queues them.
+//! A hub's fanned-out frames of up to 1 KiB, held once for every outbox that queues
+//! them.
 //!
-//! Copied into each recipient's outbox, a small frame costs a broadcast to N sessions
-//! N stores into memory N sessions apart, read back when each one writes: at a
-//! thousand subscribers, more than the cache holds between two messages. Held here
-//! once, an outbox keeps a run of positions instead, extended in place while it gets
-//! every message, and each write copies the bytes from here, where they are still in
-//! the cache.
+//! Queued in each recipient's outbox, a frame costs a broadcast to N sessions N
+//! entries written into memory N sessions apart (a copy of a small frame, or a
+//! reference and its count), read back when each one writes: at a thousand
+//! subscribers, more than the cache holds between two messages. Held here once, an
+//! outbox keeps a run of positions instead, extended in place while it gets every
+//! message, and each write copies the bytes from the frame, which is still in the
+//! cache.
 //!
-//! Bounded: at most [`LOG_SLOTS`] slots. A slot is reused once no outbox holds it and
-//! every older one is free too; while a slow session holds an old slot and the log is
-//! full, new frames are copied into each outbox as before.
+//! A log per form of a publication ([`FormLane`]): each session takes one form, so
+//! the positions it gets follow one another in its lane, whatever the other sessions
+//! take.
+//!
+//! Bounded: at most [`LOG_SLOTS`] slots per lane, of frames of at most
+//! [`LOG_AT_MOST`] bytes. A frame is let go once no outbox holds it; its slot is
+//! reused once every older one is free too. While a slow session holds an old slot
+//! and its lane is full, frames are queued in each outbox as before.
 
 use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use crate::outbox::INLINE_AT_MOST;
-use crate::prepared::{MessageKind, Prepared};
+use crate::batch::COPY_AT_MOST;
+use crate::prepared::Prepared;
 
-/// Slots the log holds at most (80 bytes each: 80 KiB for a hub at its fullest).
+/// Slots the log holds at most (48 bytes each, and the frames held).
 pub(crate) const LOG_SLOTS: usize = 1024;
 
-/// The frames, by position (a number that only grows).
+/// The largest frame the log takes: what a write copies rather than sends by
+/// reference. With [`LOG_SLOTS`], 1 MiB of frames at most, and only while held.
+pub(crate) const LOG_AT_MOST: usize = COPY_AT_MOST;
+
+/// Forms of a publication a session may take, each with a log of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FormLane {
+    /// A WebSocket frame as the message is (text or binary).
+    Frame,
+    /// A WebSocket frame for a session that writes text as binary.
+    BinaryFrame,
+    /// A WebSocket frame that carries the message's history position.
+    Positioned,
+    /// A positioned frame for a session that writes text as binary.
+    PositionedBinary,
+    /// An event, in an HTTP chunk.
+    ChunkedEvent,
+    /// An event, bare (its HTTP framing is a framework's).
+    Event,
+}
+
+/// How many [`FormLane`]s there are.
+pub(crate) const FORM_LANES: usize = 6;
+
+/// The hub's logs, one per form.
+#[derive(Debug, Default)]
+pub(crate) struct FrameLogs {
+    lanes: [FrameLog; FORM_LANES],
+}
+
+impl FrameLogs {
+    /// The log of `lane`.
+    #[inline]
+    pub(crate) fn lane(&mut self, lane: FormLane) -> &mut FrameLog {
+        &mut self.lanes[lane as usize]
+    }
+
+    /// The log of `lane`, to read.
+    #[inline]
+    pub(crate) fn get(&self, lane: FormLane) -> &FrameLog {
+        &self.lanes[lane as usize]
+    }
+
+    /// Slots in use in every lane (for tests of what the logs keep).
+    #[cfg(test)]
+    pub(crate) fn slots_in_use(&self) -> usize {
+        self.lanes.iter().map(FrameLog::slots_in_use).sum()
+    }
+
+    /// Starts a fan-out in every lane (see [`FrameLog::begin_fanout`]).
+    pub(crate) fn begin_fanout(&mut self) {
+        self.lanes.iter_mut().for_each(FrameLog::begin_fanout);
+    }
+}
+
+/// The frames of one form, by position (a number that only grows).
 #[derive(Debug, Default)]
 pub(crate) struct FrameLog {
     slots: VecDeque<Slot>,
@@ -35,11 +97,9 @@ pub(crate) struct FrameLog {
 /// One frame, and how many outboxes hold it.
 #[derive(Debug)]
 struct Slot {
-    bytes: [u8; INLINE_AT_MOST],
-    len: u8,
-    header_len: u8,
-    kind: MessageKind,
-    /// Outboxes that queue it and have not copied it into a write yet.
+    /// `None` once nobody holds it.
+    frame: Option<Prepared>,
+    /// Outboxes that queue it and have not taken it into a write yet.
     holders: u32,
 }
 
@@ -47,6 +107,13 @@ impl FrameLog {
     /// Starts a fan-out: what it appends stays valid until the next one starts, held
     /// or not, so its recipients can share it.
     pub(crate) fn begin_fanout(&mut self) {
+        // What the last fan-out appended and nobody took is let go now.
+        let from = usize::try_from(self.fanout_from.saturating_sub(self.base)).unwrap_or(0);
+        for slot in self.slots.iter_mut().skip(from) {
+            if slot.holders == 0 {
+                slot.frame = None;
+            }
+        }
         self.fanout_from = self.base + self.slots.len() as u64;
     }
 
@@ -55,19 +122,13 @@ impl FrameLog {
     /// nobody took is reused by an append.
     pub(crate) fn append(&mut self, frame: &Prepared) -> Option<u64> {
         self.reuse_free_front();
-        let len = frame.wire_len();
-        if len > INLINE_AT_MOST || self.slots.len() >= LOG_SLOTS {
+        if frame.wire_len() > LOG_AT_MOST || self.slots.len() >= LOG_SLOTS {
             return None;
         }
         self.slots.push_back(Slot {
-            bytes: [0; INLINE_AT_MOST],
-            len: len as u8,
-            header_len: frame.header_len(),
-            kind: frame.kind(),
+            frame: Some(frame.clone()),
             holders: 0,
         });
-        let slot = self.slots.back_mut()?;
-        slot.bytes[..len].copy_from_slice(frame.frame());
         Some(self.base + (self.slots.len() - 1) as u64)
     }
 
@@ -99,36 +160,36 @@ impl FrameLog {
         }
     }
 
-    /// An outbox no longer holds the frame at `at` (it copied it out or dropped it).
+    /// An outbox no longer holds the frame at `at` (it took it into a write or
+    /// dropped it); the last one lets the frame go.
     #[inline]
     pub(crate) fn release(&mut self, at: u64) {
+        let fanout_from = self.fanout_from;
         if let Some(slot) = self.slot_mut(at) {
             slot.holders = slot.holders.saturating_sub(1);
+            // The current fan-out's frames stay for its other recipients (see
+            // `begin_fanout`).
+            if slot.holders == 0 && at < fanout_from {
+                slot.frame = None;
+            }
         }
     }
 
-    /// The frame at `at` (empty if no slot is there: a held position always has one).
+    /// The frame at `at` (`None` if nobody holds it: a held position always has it).
     #[inline]
-    pub(crate) fn frame(&self, at: u64) -> &[u8] {
-        self.slot(at)
-            .map_or(&[][..], |s| &s.bytes[..usize::from(s.len)])
+    pub(crate) fn frame(&self, at: u64) -> Option<&Bytes> {
+        Some(self.slot(at)?.frame.as_ref()?.frame())
     }
 
     /// The length of the frame at `at`.
     #[inline]
     pub(crate) fn len(&self, at: u64) -> usize {
-        self.slot(at).map_or(0, |s| usize::from(s.len))
+        self.frame(at).map_or(0, Bytes::len)
     }
 
-    /// The frame at `at` as a message of its own (for a `Sent` event turned on while
-    /// it was queued).
-    pub(crate) fn to_prepared(&self, at: u64) -> Option<Prepared> {
-        let slot = self.slot(at)?;
-        Some(Prepared::from_parts(
-            Bytes::copy_from_slice(&slot.bytes[..usize::from(slot.len)]),
-            slot.header_len,
-            slot.kind,
-        ))
+    /// The message at `at` (for a `Sent` event turned on while it was queued).
+    pub(crate) fn message(&self, at: u64) -> Option<Prepared> {
+        self.slot(at)?.frame.clone()
     }
 
     /// Slots in use (for tests of what the log keeps).
@@ -142,43 +203,76 @@ impl FrameLog {
 mod tests {
     use super::*;
 
+    fn frame_of(log: &FrameLog, at: u64) -> Option<Vec<u8>> {
+        log.frame(at).map(|b| b.to_vec())
+    }
+
     #[test]
-    fn a_frame_is_kept_while_held_and_its_slot_reused_once_released() {
+    fn a_frame_is_kept_while_held_and_let_go_and_its_slot_reused_once_released() {
         let mut log = FrameLog::default();
         let hello = Prepared::text("hello");
         let at = log.append(&hello).expect("room");
         log.hold(at);
         log.hold(at);
-        assert_eq!(log.frame(at), &hello.frame()[..]);
+        assert_eq!(frame_of(&log, at), Some(hello.frame().to_vec()));
         assert_eq!(log.len(at), hello.wire_len());
-        assert_eq!(log.to_prepared(at), Some(hello.clone()));
+        assert_eq!(log.message(at), Some(hello.clone()));
         log.release(at);
         log.begin_fanout();
         let next = log.append(&Prepared::binary([1, 2])).expect("room");
         assert_eq!(next, at + 1);
-        assert_eq!(log.frame(at), &hello.frame()[..], "still held once");
+        assert_eq!(
+            frame_of(&log, at),
+            Some(hello.frame().to_vec()),
+            "held once"
+        );
         log.release(at);
+        assert_eq!(frame_of(&log, at), None, "let go by its last holder");
         log.hold(next);
         log.begin_fanout();
         let third = log.append(&Prepared::text("x")).expect("room");
         assert_eq!(third, at + 2);
         assert_eq!(log.slots_in_use(), 2, "the released front slot was reused");
-        assert!(log.frame(at).is_empty());
-        assert_eq!(log.frame(next), &Prepared::binary([1, 2]).frame()[..]);
+        assert_eq!(
+            frame_of(&log, next),
+            Some(Prepared::binary([1, 2]).frame().to_vec())
+        );
     }
 
     #[test]
-    fn a_slot_nobody_took_is_reused_by_the_next_fanouts_appends_and_not_before() {
+    fn a_frame_nobody_took_stays_through_its_fanout_and_goes_at_the_next() {
         let mut log = FrameLog::default();
-        for i in 0..3 * LOG_SLOTS {
-            log.begin_fanout();
-            assert!(log.append(&Prepared::text(i.to_string())).is_some());
-        }
-        assert_eq!(log.slots_in_use(), 1);
+        let held = log.append(&Prepared::text("held")).expect("room");
+        log.hold(held);
+        log.begin_fanout();
         let first = log.append(&Prepared::text("one")).expect("room");
         let second = log.append(&Prepared::text("two")).expect("room");
-        assert_eq!(log.frame(first), &Prepared::text("one").frame()[..]);
-        assert_eq!(log.frame(second), &Prepared::text("two").frame()[..]);
+        log.hold(second);
+        log.release(second);
+        assert_eq!(
+            frame_of(&log, first),
+            Some(Prepared::text("one").frame().to_vec())
+        );
+        assert_eq!(
+            frame_of(&log, second),
+            Some(Prepared::text("two").frame().to_vec()),
+            "released in its own fan-out: still there for the rest of it"
+        );
+        log.begin_fanout();
+        assert_eq!(
+            (frame_of(&log, first), frame_of(&log, second)),
+            (None, None)
+        );
+        assert_eq!(log.slots_in_use(), 3, "behind a held slot");
+        for i in 0..2 * LOG_SLOTS {
+            log.begin_fanout();
+            let _ = log.append(&Prepared::text(i.to_string()));
+        }
+        assert_eq!(log.slots_in_use(), LOG_SLOTS, "full behind the held slot");
+        log.release(held);
+        log.begin_fanout();
+        assert!(log.append(&Prepared::text("last")).is_some());
+        assert_eq!(log.slots_in_use(), 1);
     }
 
     #[test]
@@ -197,7 +291,10 @@ mod tests {
         log.begin_fanout();
         assert!(log.append(&Prepared::text("room again")).is_some());
         assert_eq!(log.slots_in_use(), 1);
-        let large = Prepared::binary(vec![0; INLINE_AT_MOST]);
+        let largest = Prepared::binary(vec![0; LOG_AT_MOST - 4]);
+        assert_eq!(largest.wire_len(), LOG_AT_MOST);
+        assert!(log.append(&largest).is_some());
+        let large = Prepared::binary(vec![0; LOG_AT_MOST]);
         assert_eq!(log.append(&large), None);
     }
 }

@@ -110,6 +110,12 @@ fn interleaved_sockets_and_streams_each_get_their_own_form_of_every_message() {
         assert_eq!(delivery.queued, 6);
     }
     assert_eq!(hub.frame_log_slots(), 40, "one slot per form per message");
+    // Each form has a log of its own: each session's messages follow one another
+    // there, so its outbox holds one run of them.
+    assert!(sockets
+        .iter()
+        .chain(&streams)
+        .all(|id| hub.data_lane_entries(*id) == Some(1)));
     for id in &sockets {
         assert_eq!(written(&mut hub, *id, t0), frames);
     }

@@ -875,6 +875,12 @@ impl<U> Hub<U> {
         self.copies.frames.slots_in_use()
     }
 
+    /// Entries of a session's data lane (for tests of how messages are queued).
+    #[cfg(test)]
+    pub(crate) fn data_lane_entries(&self, id: SessionId) -> Option<usize> {
+        self.get(id).map(|s| s.outbox.data_entries())
+    }
+
     /// Whether a session holds a tungstenite context (for tests of the idle cost).
     #[cfg(test)]
     pub(crate) fn ws_allocated(&self, id: SessionId) -> Option<bool> {
@@ -1279,10 +1285,10 @@ impl<U> Hub<U> {
         delivery
     }
 
-    /// Queues a message for every session of `target`: one encode, one reference per
-    /// recipient (a frame of up to 68 bytes is held once in the hub's frame log, and
-    /// each recipient's outbox keeps its position), no allocation per recipient once
-    /// outboxes have grown. Event-stream
+    /// Queues a message for every session of `target`: one encode, then a position
+    /// per recipient (a frame of up to 1 KiB is held once in the hub's log of its
+    /// form, and each recipient's outbox keeps its position; a larger one is shared by
+    /// reference), no allocation per recipient once outboxes have grown. Event-stream
     /// sessions get a text message as a data-only event (encoded once for all of
     /// them) and skip a binary one ([`Delivery::skipped`]).
     ///

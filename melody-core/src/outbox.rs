@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use crate::batch::{Batch, COPY_AT_MOST};
 use crate::config::DropPolicy;
-use crate::frame_log::FrameLog;
+use crate::frame_log::{FormLane, FrameLogs};
 use crate::prepared::{MessageKind, Prepared};
 
 /// Most unsent pongs kept; older ones are dropped first.
@@ -131,28 +131,24 @@ impl From<Prepared> for Outgoing {
     }
 }
 
-/// A data message offered to the lane: a small frame to copy into its entry, or an
-/// entry made already.
+/// A data message offered to the lane: a plain frame to queue as its size makes best,
+/// a frame held in the hub's log, or an entry made already.
 #[derive(Debug)]
 pub(crate) enum Offer<'a> {
-    /// Copied straight into the lane's entry (see `Outgoing::Inline`). Made on the
-    /// stack and moved in, its bytes were read back right behind the copy's stores
-    /// (a failed store-to-load forward: the load waits for every store before it);
-    /// broadcast to 100 subscribers took 8-12% more CPU per delivery that way.
+    /// A plain frame: copied straight into the lane's entry when small (see
+    /// `Outgoing::Inline`), else shared. Made on the stack and moved in, a copy's
+    /// bytes were read back right behind its stores (a failed store-to-load forward:
+    /// the load waits for every store before it); broadcast to 100 subscribers took
+    /// 8-12% more CPU per delivery that way.
     Copy(&'a Prepared),
-    /// A small frame held in the hub's frame log at position `at` (see `FrameLog`).
-    Logged {
-        at: u64,
-        len: usize,
-    },
     Entry(Outgoing),
 }
 
 impl<'a> Offer<'a> {
-    /// `frame` as it is: copied in when small and no `Sent` event will need it
-    /// (`keep`), else shared.
+    /// `frame` as it is: queued as its size makes best (see `Offer::Copy`) when no
+    /// `Sent` event will need it (`keep`), else kept whole.
     pub(crate) fn plain(frame: &'a Prepared, keep: bool) -> Self {
-        if keep || frame.wire_len() > INLINE_AT_MOST {
+        if keep {
             Offer::Entry(Outgoing::new(frame.clone(), Wire::Plain))
         } else {
             Offer::Copy(frame)
@@ -162,7 +158,6 @@ impl<'a> Offer<'a> {
     pub(crate) fn wire_len(&self) -> usize {
         match self {
             Offer::Copy(frame) => frame.wire_len(),
-            Offer::Logged { len, .. } => *len,
             Offer::Entry(entry) => entry.wire_len(),
         }
     }
@@ -185,9 +180,14 @@ impl From<Prepared> for Offer<'_> {
 enum Queued {
     /// One message.
     One(Outgoing),
-    /// `count` messages held in the hub's frame log, at positions `first..first +
-    /// count`: a session that gets every message of a fan-out extends one entry.
-    Logged { first: u64, count: u32 },
+    /// `count` messages held in the hub's frame log of `lane`, at positions
+    /// `first..first + count`: a session that gets every message of a fan-out extends
+    /// one entry.
+    Logged {
+        lane: FormLane,
+        first: u64,
+        count: u32,
+    },
 }
 
 impl Queued {
@@ -199,19 +199,20 @@ impl Queued {
     }
 
     /// The wire length of its `index`th message.
-    fn len_of(&self, index: usize, log: &FrameLog) -> usize {
+    fn len_of(&self, index: usize, logs: &FrameLogs) -> usize {
         match self {
             Queued::One(msg) => msg.wire_len(),
-            Queued::Logged { first, .. } => log.len(first + index as u64),
+            Queued::Logged { lane, first, .. } => logs.get(*lane).len(first + index as u64),
         }
     }
 
     /// Drops it; the wire bytes it held.
-    fn release(self, log: &mut FrameLog) -> usize {
+    fn release(self, logs: &mut FrameLogs) -> usize {
         match self {
             Queued::One(msg) => msg.wire_len(),
-            Queued::Logged { first, count } => (first..first + u64::from(count))
+            Queued::Logged { lane, first, count } => (first..first + u64::from(count))
                 .map(|at| {
+                    let log = logs.lane(lane);
                     let len = log.len(at);
                     log.release(at);
                     len
@@ -311,16 +312,17 @@ impl Lanes {
 
     /// Takes the oldest queued data message as an entry of its own (a logged frame
     /// is copied out of the log).
-    fn pop_message(&mut self, log: &mut FrameLog) -> Option<Outgoing> {
+    fn pop_message(&mut self, logs: &mut FrameLogs) -> Option<Outgoing> {
         match self.data.front_mut()? {
-            Queued::Logged { first, count } => {
+            Queued::Logged { lane, first, count } => {
+                let log = logs.lane(*lane);
                 let at = *first;
                 *first += 1;
                 *count -= 1;
                 if *count == 0 {
                     self.data.pop_front();
                 }
-                let msg = log.to_prepared(at);
+                let msg = log.message(at);
                 log.release(at);
                 // A held position always has its frame; an empty one is sent if not.
                 Some(Outgoing::new(
@@ -409,89 +411,31 @@ impl Outbox {
     /// Offers a data message under the bounds and policy, with no memory budget.
     #[cfg(test)]
     pub(crate) fn push_data<'a>(&mut self, msg: impl Into<Offer<'a>>, bounds: Bounds) -> Admit {
-        self.push_data_within(msg, bounds, usize::MAX, &mut FrameLog::default())
+        self.push_data_within(msg, bounds, usize::MAX, &mut FrameLogs::default())
     }
 
     /// Offers a data message under the bounds and policy, when the hub's memory budget
     /// has `budget_room` bytes left. Eviction (under `DropOldest`) frees budget too.
-    /// `log` holds the frames of logged offers and entries.
+    /// `logs` hold the frames of logged entries.
     pub(crate) fn push_data_within<'a>(
         &mut self,
         msg: impl Into<Offer<'a>>,
         bounds: Bounds,
         budget_room: usize,
-        log: &mut FrameLog,
+        logs: &mut FrameLogs,
     ) -> Admit {
         let msg = msg.into();
-        if self.sealed {
-            return Admit::Closed;
-        }
         let len = msg.wire_len();
-        if bounds.bytes.is_some_and(|max| len > max) {
-            // Larger than the whole lane: it could never be queued, whatever the policy,
-            // and says nothing about how fast this peer reads.
-            return Admit::Dropped;
-        }
-        let lane_fits = |count: usize, bytes: usize| {
-            count < bounds.messages && bounds.bytes.is_none_or(|max| bytes + len <= max)
+        let evicted = match self.make_room(len, bounds, budget_room, logs) {
+            Ok(evicted) => evicted,
+            Err(refused) => return refused,
         };
-        let mut evicted = 0;
-        if lane_fits(self.data_len(), self.data_bytes) {
-            if len > budget_room {
-                return Admit::OverBudget;
-            }
-        } else {
-            match bounds.policy {
-                DropPolicy::DropNewest => return Admit::Dropped,
-                DropPolicy::Disconnect => return Admit::Disconnect { discarded: 0 },
-                DropPolicy::DropOldest => {
-                    // Count the oldest queued messages that must go first: when evicting
-                    // them all is not enough (in-flight data is never evicted), refuse
-                    // the new message and evict nothing, rather than lose them unreported.
-                    // What they free counts for the budget too.
-                    let held = self.data_bytes;
-                    let room = |count: usize, bytes: usize| {
-                        lane_fits(count, bytes) && len <= budget_room.saturating_add(held - bytes)
-                    };
-                    let (mut count, mut bytes) = (self.data_len(), self.data_bytes);
-                    let queued = self.lanes.as_ref().map(|l| &l.data);
-                    'oldest: for old in queued.into_iter().flatten() {
-                        for index in 0..old.messages() {
-                            if room(count, bytes) {
-                                break 'oldest;
-                            }
-                            count -= 1;
-                            bytes -= old.len_of(index, log);
-                            evicted += 1;
-                        }
-                    }
-                    if !room(count, bytes) {
-                        return Admit::Dropped;
-                    }
-                    self.evict_oldest(evicted, log);
-                }
-            }
-        }
         self.data_bytes += len;
         let lanes = self.lanes();
         lanes.queued += 1;
         let data = &mut lanes.data;
         match msg {
             Offer::Entry(entry) => data.push_back(Queued::One(entry)),
-            Offer::Logged { at, .. } => {
-                log.hold(at);
-                match data.back_mut() {
-                    Some(Queued::Logged { first, count })
-                        if *first + u64::from(*count) == at && *count < u32::MAX =>
-                    {
-                        *count += 1
-                    }
-                    _ => data.push_back(Queued::Logged {
-                        first: at,
-                        count: 1,
-                    }),
-                }
-            }
             Offer::Copy(frame) if len <= INLINE_AT_MOST => {
                 data.push_back(Queued::One(Outgoing::Inline(InlineFrame {
                     bytes: [0; INLINE_AT_MOST],
@@ -511,14 +455,113 @@ impl Outbox {
         Admit::Queued { evicted }
     }
 
+    /// Offers the frame of `len` bytes held in the log of `lane` at `at`, as
+    /// [`Outbox::push_data_within`] does: on top of the run of logged frames it follows
+    /// when there is one. Its arguments are plain numbers: an offer made on the stack
+    /// and moved in was read back behind its stores.
+    pub(crate) fn push_logged(
+        &mut self,
+        lane: FormLane,
+        at: u64,
+        len: usize,
+        bounds: Bounds,
+        budget_room: usize,
+        logs: &mut FrameLogs,
+    ) -> Admit {
+        let evicted = match self.make_room(len, bounds, budget_room, logs) {
+            Ok(evicted) => evicted,
+            Err(refused) => return refused,
+        };
+        self.data_bytes += len;
+        logs.lane(lane).hold(at);
+        let lanes = self.lanes();
+        lanes.queued += 1;
+        match lanes.data.back_mut() {
+            Some(Queued::Logged {
+                lane: run_lane,
+                first,
+                count,
+            }) if *run_lane == lane && *first + u64::from(*count) == at && *count < u32::MAX => {
+                *count += 1
+            }
+            _ => lanes.data.push_back(Queued::Logged {
+                lane,
+                first: at,
+                count: 1,
+            }),
+        }
+        Admit::Queued { evicted }
+    }
+
+    /// Makes room for a message of `len` bytes under the bounds, policy and budget:
+    /// how many older messages it evicted, or why the message is refused.
+    fn make_room(
+        &mut self,
+        len: usize,
+        bounds: Bounds,
+        budget_room: usize,
+        logs: &mut FrameLogs,
+    ) -> Result<usize, Admit> {
+        if self.sealed {
+            return Err(Admit::Closed);
+        }
+        if bounds.bytes.is_some_and(|max| len > max) {
+            // Larger than the whole lane: it could never be queued, whatever the policy,
+            // and says nothing about how fast this peer reads.
+            return Err(Admit::Dropped);
+        }
+        let lane_fits = |count: usize, bytes: usize| {
+            count < bounds.messages && bounds.bytes.is_none_or(|max| bytes + len <= max)
+        };
+        let mut evicted = 0;
+        if lane_fits(self.data_len(), self.data_bytes) {
+            if len > budget_room {
+                return Err(Admit::OverBudget);
+            }
+        } else {
+            match bounds.policy {
+                DropPolicy::DropNewest => return Err(Admit::Dropped),
+                DropPolicy::Disconnect => return Err(Admit::Disconnect { discarded: 0 }),
+                DropPolicy::DropOldest => {
+                    // Count the oldest queued messages that must go first: when evicting
+                    // them all is not enough (in-flight data is never evicted), refuse
+                    // the new message and evict nothing, rather than lose them unreported.
+                    // What they free counts for the budget too.
+                    let held = self.data_bytes;
+                    let room = |count: usize, bytes: usize| {
+                        lane_fits(count, bytes) && len <= budget_room.saturating_add(held - bytes)
+                    };
+                    let (mut count, mut bytes) = (self.data_len(), self.data_bytes);
+                    let queued = self.lanes.as_ref().map(|l| &l.data);
+                    'oldest: for old in queued.into_iter().flatten() {
+                        for index in 0..old.messages() {
+                            if room(count, bytes) {
+                                break 'oldest;
+                            }
+                            count -= 1;
+                            bytes -= old.len_of(index, logs);
+                            evicted += 1;
+                        }
+                    }
+                    if !room(count, bytes) {
+                        return Err(Admit::Dropped);
+                    }
+                    self.evict_oldest(evicted, logs);
+                }
+            }
+        }
+        Ok(evicted)
+    }
+
     /// Drops the `n` oldest queued data messages.
-    fn evict_oldest(&mut self, mut n: usize, log: &mut FrameLog) {
+    fn evict_oldest(&mut self, mut n: usize, logs: &mut FrameLogs) {
         let Some(lanes) = self.lanes.as_deref_mut() else {
             return;
         };
         while n > 0 {
             match lanes.data.front_mut() {
-                Some(Queued::Logged { first, count }) if *count as usize > n => {
+                Some(Queued::Logged { lane, first, count }) if *count as usize > n => {
+                    let log = logs.lane(*lane);
                     for _ in 0..n {
                         self.data_bytes -= log.len(*first);
                         log.release(*first);
@@ -532,7 +575,7 @@ impl Outbox {
                     if let Some(old) = lanes.data.pop_front() {
                         n -= old.messages();
                         lanes.queued -= old.messages();
-                        self.data_bytes -= old.release(log);
+                        self.data_bytes -= old.release(logs);
                     }
                 }
                 None => return,
@@ -541,12 +584,12 @@ impl Outbox {
     }
 
     /// Discards the queued (not in-flight) data; returns how many messages.
-    pub(crate) fn discard_queued_data(&mut self, log: &mut FrameLog) -> usize {
+    pub(crate) fn discard_queued_data(&mut self, logs: &mut FrameLogs) -> usize {
         let Some(lanes) = self.lanes.as_mut() else {
             return 0;
         };
         for msg in lanes.data.drain(..) {
-            self.data_bytes -= msg.release(log);
+            self.data_bytes -= msg.release(logs);
         }
         std::mem::take(&mut lanes.queued)
     }
@@ -565,7 +608,7 @@ impl Outbox {
     /// [`Outbox::transmit_with`] for a lane without per-session compression.
     #[cfg(test)]
     pub(crate) fn transmit(&mut self, batch: &mut Batch, keep_messages: bool) -> usize {
-        self.transmit_with(batch, keep_messages, &mut FrameLog::default(), |msg| {
+        self.transmit_with(batch, keep_messages, &mut FrameLogs::default(), |msg| {
             msg.frame().clone()
         })
     }
@@ -574,12 +617,12 @@ impl Outbox {
     /// frame. `keep_messages` keeps each data message until it is written (for `Sent`
     /// events); otherwise its frame moves to the batch without another reference.
     /// `deflate` compresses the messages the session's own compressor sends, in order.
-    /// Logged frames are copied from `log` and released there.
+    /// Logged frames are copied from `logs` and released there.
     pub(crate) fn transmit_with(
         &mut self,
         batch: &mut Batch,
         keep_messages: bool,
-        log: &mut FrameLog,
+        logs: &mut FrameLogs,
         mut deflate: impl FnMut(&Prepared) -> Bytes,
     ) -> usize {
         let Some(lanes) = self.lanes.as_deref_mut() else {
@@ -611,15 +654,22 @@ impl Outbox {
                 lanes.extend_run(len);
                 moved += 1;
                 continue;
-            } else if let Some(Queued::Logged { first, count }) =
+            } else if let Some(Queued::Logged { lane, first, count }) =
                 lanes.data.front_mut().filter(|_| !keep_messages)
             {
+                let log = logs.lane(*lane);
                 // The run's frames, copied from the log while they are in the cache.
                 let take = (*count as usize).min(MAX_TRANSMIT_ITEMS - moved);
                 for _ in 0..take {
-                    let frame = log.frame(*first);
-                    batch.push_copy(frame);
-                    lanes.run_lens.push_back(frame.len());
+                    // A held position always has its frame; nothing is sent if not.
+                    let len = match log.frame(*first) {
+                        Some(frame) => {
+                            batch.push_shared(frame);
+                            frame.len()
+                        }
+                        None => 0,
+                    };
+                    lanes.run_lens.push_back(len);
                     log.release(*first);
                     *first += 1;
                 }
@@ -635,7 +685,7 @@ impl Outbox {
                 self.data_in_flight += take;
                 moved += take;
                 continue;
-            } else if let Some(out) = lanes.pop_message(log) {
+            } else if let Some(out) = lanes.pop_message(logs) {
                 lanes.queued -= 1;
                 self.data_in_flight += 1;
                 let (msg, wire) = match out {
@@ -783,6 +833,12 @@ impl Outbox {
         }
     }
 
+    /// Entries of the data lane (for tests: a run of logged frames is one).
+    #[cfg(test)]
+    pub(crate) fn data_entries(&self) -> usize {
+        self.lanes.as_ref().map_or(0, |l| l.data.len())
+    }
+
     /// Whether the lanes are allocated (for tests of what an idle session holds).
     #[cfg(test)]
     pub(crate) fn holds_lanes(&self) -> bool {
@@ -790,9 +846,9 @@ impl Outbox {
     }
 
     /// Empties everything; returns how many data messages were never fully written.
-    pub(crate) fn clear(&mut self, log: &mut FrameLog) -> usize {
+    pub(crate) fn clear(&mut self, logs: &mut FrameLogs) -> usize {
         let lost = self.data_len();
-        self.discard_queued_data(log);
+        self.discard_queued_data(logs);
         *self = Outbox {
             sealed: true,
             ..Outbox::default()
@@ -892,11 +948,11 @@ mod tests {
         let mut o = Outbox::default();
         // "12345" is 7 wire bytes.
         assert_eq!(
-            o.push_data_within(Prepared::text("12345"), lane, 6, &mut FrameLog::default()),
+            o.push_data_within(Prepared::text("12345"), lane, 6, &mut FrameLogs::default()),
             Admit::OverBudget
         );
         assert_eq!(
-            o.push_data_within(Prepared::text("12345"), lane, 7, &mut FrameLog::default()),
+            o.push_data_within(Prepared::text("12345"), lane, 7, &mut FrameLogs::default()),
             Admit::Queued { evicted: 0 }
         );
         // DropOldest with a full lane: evicting the old message frees its 7 bytes.
@@ -906,7 +962,12 @@ mod tests {
             ..lane
         };
         assert_eq!(
-            o.push_data_within(Prepared::text("abcde"), oldest, 0, &mut FrameLog::default()),
+            o.push_data_within(
+                Prepared::text("abcde"),
+                oldest,
+                0,
+                &mut FrameLogs::default()
+            ),
             Admit::Queued { evicted: 1 }
         );
         assert_eq!(
@@ -914,7 +975,7 @@ mod tests {
                 Prepared::text("abcdef"),
                 oldest,
                 0,
-                &mut FrameLog::default()
+                &mut FrameLogs::default()
             ),
             Admit::Dropped,
             "8 bytes do not fit in the 7 an eviction frees"
@@ -1025,7 +1086,7 @@ mod tests {
         assert!(matches!(Offer::plain(&small, false), Offer::Copy(_)));
         assert!(matches!(Offer::plain(&small, true), Offer::Entry(_)));
         let large = Prepared::text("x".repeat(INLINE_AT_MOST - 1));
-        assert!(matches!(Offer::plain(&large, false), Offer::Entry(_)));
+        assert!(matches!(Offer::plain(&large, false), Offer::Copy(_)));
         let mut o = Outbox::default();
         let b = bounds(8, DropPolicy::DropNewest);
         let _ = o.push_data(Offer::plain(&small, false), b);

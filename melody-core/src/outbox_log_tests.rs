@@ -11,32 +11,33 @@ fn bounds(messages: usize, policy: DropPolicy) -> Bounds {
     }
 }
 
-/// `text` appended to `log`, offered as a logged frame.
-fn logged(log: &mut FrameLog, text: &str) -> (Offer<'static>, Prepared) {
+/// The lane these tests log frames in.
+const LANE: FormLane = FormLane::Frame;
+
+/// `text` appended to the logs in a fan-out of its own: its position, and the message.
+fn logged(logs: &mut FrameLogs, text: &str) -> (u64, Prepared) {
     let msg = Prepared::text(text);
-    log.begin_fanout();
-    let at = log.append(&msg).expect("room in the log");
-    let offer = Offer::Logged {
-        at,
-        len: msg.wire_len(),
-    };
-    (offer, msg)
+    logs.begin_fanout();
+    let at = logs.lane(LANE).append(&msg).expect("room in the log");
+    (at, msg)
 }
 
-fn push(o: &mut Outbox, offer: Offer<'_>, b: Bounds, log: &mut FrameLog) -> Admit {
-    o.push_data_within(offer, b, usize::MAX, log)
+/// Offers the frame at `at` of the logs under `b`.
+fn push(o: &mut Outbox, at: u64, b: Bounds, logs: &mut FrameLogs) -> Admit {
+    let len = logs.get(LANE).len(at);
+    o.push_logged(LANE, at, len, b, usize::MAX, logs)
 }
 
 /// Slots in use once the next fan-out appended one frame: what the earlier ones
 /// still hold, and that one.
-fn slots_after_next_fanout(log: &mut FrameLog) -> usize {
-    log.begin_fanout();
-    log.append(&Prepared::text("next"));
-    log.slots_in_use()
+fn slots_after_next_fanout(logs: &mut FrameLogs) -> usize {
+    logs.begin_fanout();
+    logs.lane(LANE).append(&Prepared::text("next"));
+    logs.slots_in_use()
 }
 
 /// Everything transmitted and reported written; the bytes and the completions.
-fn drain(o: &mut Outbox, keep: bool, log: &mut FrameLog) -> (Vec<u8>, Vec<Completed>) {
+fn drain(o: &mut Outbox, keep: bool, log: &mut FrameLogs) -> (Vec<u8>, Vec<Completed>) {
     let (mut bytes, mut done) = (Vec::new(), Vec::new());
     let mut out = Batch::new();
     while o.transmit_with(&mut out, keep, log, |m| m.frame().clone()) > 0 {
@@ -49,7 +50,7 @@ fn drain(o: &mut Outbox, keep: bool, log: &mut FrameLog) -> (Vec<u8>, Vec<Comple
 
 #[test]
 fn logged_frames_in_a_row_share_one_entry_and_go_out_in_order_with_the_rest() {
-    let mut log = FrameLog::default();
+    let mut log = FrameLogs::default();
     let b = bounds(8, DropPolicy::DropNewest);
     let mut o = Outbox::default();
     let (a, a_msg) = logged(&mut log, "a");
@@ -57,7 +58,7 @@ fn logged_frames_in_a_row_share_one_entry_and_go_out_in_order_with_the_rest() {
     let (bb, b_msg) = logged(&mut log, "bb");
     push(&mut o, bb, b, &mut log);
     let c_msg = Prepared::text("ccc");
-    push(&mut o, Offer::Copy(&c_msg), b, &mut log);
+    o.push_data_within(Offer::Copy(&c_msg), b, usize::MAX, &mut log);
     let (d, d_msg) = logged(&mut log, "dddd");
     push(&mut o, d, b, &mut log);
     assert_eq!(o.data_len(), 4);
@@ -92,7 +93,7 @@ fn logged_frames_in_a_row_share_one_entry_and_go_out_in_order_with_the_rest() {
 
 #[test]
 fn drop_oldest_evicts_part_of_a_run_and_gives_its_slots_back() {
-    let mut log = FrameLog::default();
+    let mut log = FrameLogs::default();
     let b = bounds(3, DropPolicy::DropOldest);
     let mut o = Outbox::default();
     let mut msgs = Vec::new();
@@ -114,7 +115,7 @@ fn drop_oldest_evicts_part_of_a_run_and_gives_its_slots_back() {
 
 #[test]
 fn discarded_and_cleared_outboxes_give_their_slots_back() {
-    let mut log = FrameLog::default();
+    let mut log = FrameLogs::default();
     let b = bounds(8, DropPolicy::DropNewest);
     let mut o = Outbox::default();
     for text in ["a", "b", "c"] {
@@ -132,7 +133,7 @@ fn discarded_and_cleared_outboxes_give_their_slots_back() {
 
 #[test]
 fn a_logged_frame_still_reports_its_message_when_sent_events_come_on() {
-    let mut log = FrameLog::default();
+    let mut log = FrameLogs::default();
     let mut o = Outbox::default();
     let (offer, msg) = logged(&mut log, "hi");
     push(&mut o, offer, bounds(8, DropPolicy::DropNewest), &mut log);
@@ -146,7 +147,7 @@ fn a_logged_frame_still_reports_its_message_when_sent_events_come_on() {
 
 #[test]
 fn a_refused_logged_frame_is_not_held() {
-    let mut log = FrameLog::default();
+    let mut log = FrameLogs::default();
     let b = bounds(1, DropPolicy::DropNewest);
     let mut o = Outbox::default();
     let (first, _) = logged(&mut log, "kept");

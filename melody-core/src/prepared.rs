@@ -17,7 +17,7 @@ pub enum MessageKind {
 ///
 /// Server frames carry no mask, so the same bytes go to every recipient: a broadcast
 /// to N sessions costs one encode, then a reference-count increment per recipient (a
-/// frame of up to 68 bytes is held once by the hub instead, and each outbox keeps its
+/// frame of up to 1 KiB is held once by the hub instead, and each outbox keeps its
 /// position). Cloning is cheap.
 ///
 /// ```

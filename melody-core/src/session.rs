@@ -19,6 +19,7 @@ use crate::deflate::{Compression, Deflater};
 use crate::error::{HandshakeRejection, SessionError};
 use crate::event::Event;
 use crate::event_queue::EventQueue;
+use crate::frame_log::{FormLane, FORM_LANES, LOG_AT_MOST};
 use crate::handshake::{self, Accept, Parsed, RequestHead, StreamAccept};
 use crate::inbound::{InboundGate, Rules, Step};
 use crate::memory_stream::{self, MemoryStream};
@@ -272,9 +273,6 @@ pub(crate) struct SessionMachine<U> {
     pub(crate) deflater: Option<Box<Deflater>>,
 }
 
-/// Forms of one publication a fan-out's context remembers in the frame log.
-const LOGGED_FORMS: usize = 4;
-
 /// The context every session operation needs from the hub.
 pub(crate) struct Ctx<'a> {
     pub(crate) now: Instant,
@@ -292,13 +290,11 @@ pub(crate) struct Ctx<'a> {
     /// Whether new small frames go to the log (a fan-out) rather than into the
     /// outbox (one session's own message: nobody would share its slot).
     pub(crate) log_frames: bool,
-    /// The frames this context appended to the log, by their bytes' address and
-    /// length, and their positions: the recipients of one publication share a slot
-    /// per form (text, binary, event...). Valid for the context's lifetime, which the
-    /// publication outlives and the fan-out spans (see `FrameLog::begin_fanout`).
-    logged: [Option<(usize, usize, u64)>; LOGGED_FORMS],
-    /// Where the next form goes in `logged`, round.
-    next_logged: usize,
+    /// The frame this context appended to each form's log, by its bytes' address
+    /// and length, and its position: the recipients of one publication share a slot
+    /// per form. Valid for the context's lifetime, which the publication outlives and
+    /// the fan-out spans (see `FrameLog::begin_fanout`).
+    logged: [Option<(usize, usize, u64)>; FORM_LANES],
     /// Cache of [`Ctx::write_deadline`]; `NEVER` until first needed.
     pub(crate) write_tick: Tick,
 }
@@ -323,8 +319,7 @@ impl<'a> Ctx<'a> {
             budget,
             copies,
             log_frames: false,
-            logged: [None; LOGGED_FORMS],
-            next_logged: 0,
+            logged: [None; FORM_LANES],
             write_tick: NEVER,
         }
     }
@@ -334,29 +329,26 @@ impl<'a> Ctx<'a> {
             .arm(&mut session.timers, self.index, session.serial, kind, at);
     }
 
-    /// `offer` as it goes into an outbox: a small frame of a fan-out is held in the
-    /// hub's log (appended once per publication) unless the log is full.
-    fn logged<'f>(&mut self, offer: Offer<'f>) -> Offer<'f> {
+    /// Where `offer`, of the form `lane`, is held in the hub's log of that form, and
+    /// its length: a plain frame of a fan-out, up to 1 KiB, is (appended once per
+    /// publication) unless the log is full.
+    fn logged(&mut self, offer: &Offer<'_>, lane: FormLane) -> Option<(u64, usize)> {
         let Offer::Copy(frame) = offer else {
-            return offer;
+            return None;
         };
-        if !self.log_frames {
-            return offer;
+        if !self.log_frames || frame.wire_len() > LOG_AT_MOST {
+            return None;
         }
         let (ptr, len) = (frame.frame().as_ptr() as usize, frame.wire_len());
-        let known = self.logged.iter().flatten();
-        let at = match known.into_iter().find(|(p, l, _)| (*p, *l) == (ptr, len)) {
-            Some(&(_, _, at)) => at,
-            None => {
-                let Some(at) = self.copies.frames.append(frame) else {
-                    return offer;
-                };
-                self.logged[self.next_logged] = Some((ptr, len, at));
-                self.next_logged = (self.next_logged + 1) % LOGGED_FORMS;
-                at
+        let known = &mut self.logged[lane as usize];
+        match *known {
+            Some((p, l, at)) if (p, l) == (ptr, len) => Some((at, len)),
+            _ => {
+                let at = self.copies.frames.lane(lane).append(frame)?;
+                *known = Some((ptr, len, at));
+                Some((at, len))
             }
-        };
-        Offer::Logged { at, len }
+        }
     }
 
     /// The write deadline for bytes queued now, computed once per context: a broadcast
@@ -1111,7 +1103,8 @@ impl<U> SessionMachine<U> {
                 None => return Admit::Skipped,
             },
         };
-        let form = ctx.logged(form);
+        let lane = self.form_lane();
+        let logged = ctx.logged(&form, lane);
         // Claimed before it is queued (see `MemoryBudget::claim`); without the claim, the
         // room left decides, and evicting older messages (`DropOldest`) may make enough.
         let len = form.wire_len();
@@ -1124,9 +1117,11 @@ impl<U> SessionMachine<U> {
         // The write deadline is armed whenever the outbox holds something: only a
         // message into an empty one arms it (and reads the timers at all).
         let was_empty = self.outbox.is_empty();
-        let admit =
-            self.outbox
-                .push_data_within(form, self.bounds(bounds), room, &mut ctx.copies.frames);
+        let (bounds, log) = (self.bounds(bounds), &mut ctx.copies.frames);
+        let admit = match logged {
+            Some((at, len)) => self.outbox.push_logged(lane, at, len, bounds, room, log),
+            None => self.outbox.push_data_within(form, bounds, room, log),
+        };
         if claimed && !matches!(admit, Admit::Queued { .. }) {
             ctx.budget.unclaim(len);
         }
@@ -1195,6 +1190,18 @@ impl<U> SessionMachine<U> {
         self.bounds(bounds).bytes.map_or(usize::MAX, |max| {
             max.saturating_sub(self.outbox.data_bytes())
         })
+    }
+
+    /// Which form of a publication this session takes (see `offer`).
+    fn form_lane(&self) -> FormLane {
+        match (self.kind, self.positions, self.binary_writes) {
+            (SessionKind::WebSocket, false, false) => FormLane::Frame,
+            (SessionKind::WebSocket, false, true) => FormLane::BinaryFrame,
+            (SessionKind::WebSocket, true, false) => FormLane::Positioned,
+            (SessionKind::WebSocket, true, true) => FormLane::PositionedBinary,
+            (SessionKind::EventStream, ..) if self.chunked => FormLane::ChunkedEvent,
+            (SessionKind::EventStream, ..) => FormLane::Event,
+        }
     }
 
     /// The form of `msg` this session queues (`None`: it has none for this kind).
