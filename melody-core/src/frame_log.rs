@@ -25,11 +25,12 @@ use bytes::Bytes;
 use crate::batch::COPY_AT_MOST;
 use crate::prepared::Prepared;
 
-/// Slots the log holds at most (48 bytes each, and the frames held).
+/// Slots a log holds at most (48 bytes each, and the frames held).
 pub(crate) const LOG_SLOTS: usize = 1024;
 
 /// The largest frame the log takes: what a write copies rather than sends by
-/// reference. With [`LOG_SLOTS`], 1 MiB of frames at most, and only while held.
+/// reference. With [`LOG_SLOTS`], 1 MiB of frames per log at most, and only while
+/// held.
 pub(crate) const LOG_AT_MOST: usize = COPY_AT_MOST;
 
 /// Forms of a publication a session may take, each with a log of its own.
@@ -202,6 +203,11 @@ impl FrameLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slot_is_the_size_its_bound_is_written_for() {
+        assert_eq!(std::mem::size_of::<Slot>(), 48);
+    }
 
     fn frame_of(log: &FrameLog, at: u64) -> Option<Vec<u8>> {
         log.frame(at).map(|b| b.to_vec())
