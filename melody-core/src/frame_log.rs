@@ -15,8 +15,11 @@
 //!
 //! Bounded: at most [`LOG_SLOTS`] slots per lane, of frames of at most
 //! [`LOG_AT_MOST`] bytes. A frame is let go once no outbox holds it; its slot is
-//! reused once every older one is free too. While a slow session holds an old slot
-//! and its lane is full, frames are queued in each outbox as before.
+//! reused once every older one is free too. A slow session holding old slots would
+//! keep them all: once a lane is three quarters full behind a held slot, the hub has
+//! every outbox take its frames older than the newest quarter as entries of its own
+//! ([`FrameLog::spill_before`]), which frees them. If a lane is full even so, frames
+//! are queued in each outbox as before.
 
 use std::collections::VecDeque;
 
@@ -48,6 +51,18 @@ pub(crate) enum FormLane {
     ChunkedEvent,
     /// An event, bare (its HTTP framing is a framework's).
     Event,
+}
+
+impl FormLane {
+    /// Every lane.
+    pub(crate) const ALL: [FormLane; FORM_LANES] = [
+        FormLane::Frame,
+        FormLane::BinaryFrame,
+        FormLane::Positioned,
+        FormLane::PositionedBinary,
+        FormLane::ChunkedEvent,
+        FormLane::Event,
+    ];
 }
 
 /// How many [`FormLane`]s there are.
@@ -105,6 +120,17 @@ struct Slot {
 }
 
 impl FrameLog {
+    /// When the log is three quarters full behind a held slot: the position before
+    /// which outboxes should take their frames out (all but the newest quarter), so
+    /// that a slow session does not keep the log full.
+    pub(crate) fn spill_before(&self) -> Option<u64> {
+        let held_front = self.slots.front().is_some_and(|s| s.holders > 0);
+        if !held_front || self.slots.len() < LOG_SLOTS / 4 * 3 {
+            return None;
+        }
+        Some(self.base + (self.slots.len() - LOG_SLOTS / 4) as u64)
+    }
+
     /// Starts a fan-out: what it appends stays valid until the next one starts, held
     /// or not, so its recipients can share it.
     pub(crate) fn begin_fanout(&mut self) {

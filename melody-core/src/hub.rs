@@ -15,6 +15,7 @@ use tungstenite::protocol::WebSocketConfig;
 use crate::config::{Config, ConfigError};
 use crate::error::{HandshakeRejection, UnknownSession};
 use crate::event::Event;
+use crate::frame_log::FormLane;
 use crate::handshake::{self, Accept, Request, RequestHead, StreamAccept};
 use crate::history::{HistoryStats, HistoryStore};
 use crate::keys::Keys;
@@ -1357,6 +1358,7 @@ impl<U> Hub<U> {
             budget,
             ..
         } = self;
+        spill_slow_holders(sessions, copies);
         copies.frames.begin_fanout();
         let mut ctx = Ctx::new(now, config, *ws_config, wheel, scratch, budget, copies);
         ctx.log_frames = true;
@@ -2039,6 +2041,21 @@ impl<U> Hub<U> {
             over_budget: self.budget.refused(),
             memory_held: self.budget.held() as u64,
             ..self.stats
+        }
+    }
+}
+
+/// Has every outbox take its frames out of a log that slow sessions keep nearly full
+/// (see `FrameLog::spill_before`): a walk of the sessions at most once per quarter
+/// of a log's slots appended.
+fn spill_slow_holders<U>(sessions: &mut Slab<SessionMachine<U>>, copies: &mut SharedCopies) {
+    for lane in FormLane::ALL {
+        if let Some(before) = copies.frames.get(lane).spill_before() {
+            for (_, session) in sessions.iter_mut() {
+                session
+                    .outbox
+                    .spill_logged(lane, before, &mut copies.frames);
+            }
         }
     }
 }

@@ -111,6 +111,22 @@ impl Outgoing {
         Outgoing::Shared { msg, wire }
     }
 
+    /// A plain message as the lane queues it: copied in when small, else shared.
+    fn plain(msg: Prepared) -> Self {
+        let len = msg.wire_len();
+        if len > INLINE_AT_MOST {
+            return Outgoing::new(msg, Wire::Plain);
+        }
+        let mut inline = InlineFrame {
+            bytes: [0; INLINE_AT_MOST],
+            len: len as u8,
+            header_len: msg.header_len(),
+            kind: msg.kind(),
+        };
+        inline.bytes[..len].copy_from_slice(msg.frame());
+        Outgoing::Inline(inline)
+    }
+
     /// Bytes it takes in the lane: the compressed size when known, else the
     /// uncompressed frame's.
     pub(crate) fn wire_len(&self) -> usize {
@@ -551,6 +567,45 @@ impl Outbox {
             }
         }
         Ok(evicted)
+    }
+
+    /// Takes the frames of `lane`'s log at positions before `before` out of it, as
+    /// entries of their own in the same order, so that the log can reuse their slots
+    /// (see `FrameLog::spill_before`). Rare: the lane is rebuilt.
+    pub(crate) fn spill_logged(&mut self, lane: FormLane, before: u64, logs: &mut FrameLogs) {
+        let Some(lanes) = self.lanes.as_deref_mut() else {
+            return;
+        };
+        let old = |q: &Queued| matches!(q, Queued::Logged { lane: l, first, .. } if *l == lane && *first < before);
+        if !lanes.data.iter().any(old) {
+            return;
+        }
+        let log = logs.lane(lane);
+        for entry in std::mem::take(&mut lanes.data) {
+            let Queued::Logged { first, count, .. } = entry else {
+                lanes.data.push_back(entry);
+                continue;
+            };
+            if !old(&entry) {
+                lanes.data.push_back(entry);
+                continue;
+            }
+            let end = first + u64::from(count);
+            let split = end.min(before);
+            for at in first..split {
+                // A held position always has its frame; an empty one is sent if not.
+                let msg = log.message(at).unwrap_or_else(|| Prepared::binary([]));
+                log.release(at);
+                lanes.data.push_back(Queued::One(Outgoing::plain(msg)));
+            }
+            if split < end {
+                lanes.data.push_back(Queued::Logged {
+                    lane,
+                    first: split,
+                    count: (end - split) as u32,
+                });
+            }
+        }
     }
 
     /// Drops the `n` oldest queued data messages.

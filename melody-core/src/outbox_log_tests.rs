@@ -157,3 +157,49 @@ fn a_refused_logged_frame_is_not_held() {
     drain(&mut o, false, &mut log);
     assert_eq!(slots_after_next_fanout(&mut log), 1);
 }
+
+#[test]
+fn a_spill_takes_old_logged_frames_out_in_order_and_keeps_the_newer_run() {
+    let mut log = FrameLogs::default();
+    let b = bounds(16, DropPolicy::DropNewest);
+    let mut o = Outbox::default();
+    let mut msgs = Vec::new();
+    let mut positions = Vec::new();
+    for text in ["a", "bb", "ccc"] {
+        let (at, msg) = logged(&mut log, text);
+        push(&mut o, at, b, &mut log);
+        positions.push(at);
+        msgs.push(msg);
+    }
+    let large = Prepared::text("x".repeat(200));
+    o.push_data_within(Offer::Entry(large.clone().into()), b, usize::MAX, &mut log);
+    msgs.push(large);
+    for text in ["d", "e"] {
+        let (at, msg) = logged(&mut log, text);
+        push(&mut o, at, b, &mut log);
+        positions.push(at);
+        msgs.push(msg);
+    }
+    let bytes = o.data_bytes();
+    o.spill_logged(LANE, positions[1], &mut log);
+    assert_eq!(
+        o.data_entries(),
+        4,
+        "a, then the run of bb and ccc, the large one, the run of d and e"
+    );
+    o.spill_logged(LANE, positions[4], &mut log);
+    assert_eq!(
+        o.data_entries(),
+        6,
+        "a, bb, ccc, the large one, d, the run of e"
+    );
+    assert_eq!((o.data_len(), o.data_bytes()), (6, bytes));
+    assert_eq!(
+        slots_after_next_fanout(&mut log),
+        2,
+        "a to d were given back: e and the new one are left"
+    );
+    let (out, _) = drain(&mut o, false, &mut log);
+    let expected: Vec<u8> = msgs.iter().flat_map(|m| m.frame().to_vec()).collect();
+    assert_eq!(out, expected);
+}
