@@ -111,7 +111,8 @@ impl Outgoing {
         Outgoing::Shared { msg, wire }
     }
 
-    /// A plain message as the lane queues it: copied in when small, else shared.
+    /// A plain message as the lane queues it: copied in when small, else shared. Made
+    /// on the stack and moved in (see `Offer::Copy`): for a spill, which is rare.
     fn plain(msg: Prepared) -> Self {
         let len = msg.wire_len();
         if len > INLINE_AT_MOST {
@@ -463,7 +464,7 @@ impl Outbox {
                     inline.bytes[..len].copy_from_slice(frame.frame());
                 }
             }
-            // `Offer::plain` offers no larger copy; one would be shared, not cut.
+            // Larger: shared by reference (a frame no log took).
             Offer::Copy(frame) => {
                 data.push_back(Queued::One(Outgoing::new(frame.clone(), Wire::Plain)))
             }

@@ -284,11 +284,10 @@ pub(crate) struct Ctx<'a> {
     /// The hub's memory budget: outboxes are settled against it by the hub after each
     /// operation; a partial inbound message reserves its bytes here as they arrive.
     pub(crate) budget: &'a mut MemoryBudget,
-    /// The hub's compressors for shared compressed copies, and its log of small
-    /// frames.
+    /// The hub's compressors for shared compressed copies, and its frame logs.
     pub(crate) copies: &'a mut SharedCopies,
-    /// Whether new small frames go to the log (a fan-out) rather than into the
-    /// outbox (one session's own message: nobody would share its slot).
+    /// Whether plain frames of up to 1 KiB go to the frame logs (a fan-out) rather
+    /// than into the outbox (one session's own message: nobody would share its slot).
     pub(crate) log_frames: bool,
     /// The frame this context appended to each form's log, by its bytes' address
     /// and length, and its position: the recipients of one publication share a slot
