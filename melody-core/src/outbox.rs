@@ -111,23 +111,6 @@ impl Outgoing {
         Outgoing::Shared { msg, wire }
     }
 
-    /// A plain message as the lane queues it: copied in when small, else shared. Made
-    /// on the stack and moved in (see `Offer::Copy`): for a spill, which is rare.
-    fn plain(msg: Prepared) -> Self {
-        let len = msg.wire_len();
-        if len > INLINE_AT_MOST {
-            return Outgoing::new(msg, Wire::Plain);
-        }
-        let mut inline = InlineFrame {
-            bytes: [0; INLINE_AT_MOST],
-            len: len as u8,
-            header_len: msg.header_len(),
-            kind: msg.kind(),
-        };
-        inline.bytes[..len].copy_from_slice(msg.frame());
-        Outgoing::Inline(inline)
-    }
-
     /// Bytes it takes in the lane: the compressed size when known, else the
     /// uncompressed frame's.
     pub(crate) fn wire_len(&self) -> usize {
@@ -358,10 +341,35 @@ impl Lanes {
     /// back if there is one.
     fn extend_run(&mut self, wire_len: usize) {
         self.run_lens.push_back(wire_len);
-        match self.in_flight.back_mut() {
-            Some(Flight::Run { count }) => *count += 1,
-            _ => self.in_flight.push_back(Flight::Run { count: 1 }),
-        }
+        add_to_run(&mut self.in_flight, 1);
+    }
+}
+
+/// Queues a plain frame at the back of `data`: copied into its entry when small (built
+/// where it lies, see `Offer::Copy`), else shared.
+fn push_plain(data: &mut VecDeque<Queued>, frame: &Prepared) {
+    let len = frame.wire_len();
+    if len > INLINE_AT_MOST {
+        data.push_back(Queued::One(Outgoing::new(frame.clone(), Wire::Plain)));
+        return;
+    }
+    data.push_back(Queued::One(Outgoing::Inline(InlineFrame {
+        bytes: [0; INLINE_AT_MOST],
+        len: len as u8,
+        header_len: frame.header_len(),
+        kind: frame.kind(),
+    })));
+    if let Some(Queued::One(Outgoing::Inline(inline))) = data.back_mut() {
+        inline.bytes[..len].copy_from_slice(frame.frame());
+    }
+}
+
+/// Accounts `count` more data messages in flight, in the run at the back if there is
+/// one (their lengths go to `Lanes::run_lens`).
+fn add_to_run(in_flight: &mut VecDeque<Flight>, count: usize) {
+    match in_flight.back_mut() {
+        Some(Flight::Run { count: run }) => *run += count,
+        _ => in_flight.push_back(Flight::Run { count }),
     }
 }
 
@@ -453,21 +461,7 @@ impl Outbox {
         let data = &mut lanes.data;
         match msg {
             Offer::Entry(entry) => data.push_back(Queued::One(entry)),
-            Offer::Copy(frame) if len <= INLINE_AT_MOST => {
-                data.push_back(Queued::One(Outgoing::Inline(InlineFrame {
-                    bytes: [0; INLINE_AT_MOST],
-                    len: len as u8,
-                    header_len: frame.header_len(),
-                    kind: frame.kind(),
-                })));
-                if let Some(Queued::One(Outgoing::Inline(inline))) = data.back_mut() {
-                    inline.bytes[..len].copy_from_slice(frame.frame());
-                }
-            }
-            // Larger: shared by reference (a frame no log took).
-            Offer::Copy(frame) => {
-                data.push_back(Queued::One(Outgoing::new(frame.clone(), Wire::Plain)))
-            }
+            Offer::Copy(frame) => push_plain(data, frame),
         }
         Admit::Queued { evicted }
     }
@@ -597,7 +591,7 @@ impl Outbox {
                 // A held position always has its frame; an empty one is sent if not.
                 let msg = log.message(at).unwrap_or_else(|| Prepared::binary([]));
                 log.release(at);
-                lanes.data.push_back(Queued::One(Outgoing::plain(msg)));
+                push_plain(&mut lanes.data, &msg);
             }
             if split < end {
                 lanes.data.push_back(Queued::Logged {
@@ -733,10 +727,7 @@ impl Outbox {
                 if *count == 0 {
                     lanes.data.pop_front();
                 }
-                match lanes.in_flight.back_mut() {
-                    Some(Flight::Run { count }) => *count += take,
-                    _ => lanes.in_flight.push_back(Flight::Run { count: take }),
-                }
+                add_to_run(&mut lanes.in_flight, take);
                 lanes.queued -= take;
                 self.data_in_flight += take;
                 moved += take;
