@@ -19,8 +19,8 @@ use crate::frame_log::FormLane;
 use crate::handshake::{self, Accept, Request, RequestHead, StreamAccept};
 use crate::history::{HistoryStats, HistoryStore};
 use crate::keys::Keys;
-use crate::outbox::{Admit, Bounds};
-use crate::prepared::Prepared;
+use crate::outbox::{Admit, Bounds, ENCODE_AT_MOST};
+use crate::prepared::{MessageKind, Prepared};
 use crate::publication::Publication;
 use crate::session::{
     ConnectionInfo, Ctx, Outcome, Phase, SessionId, SessionKind, SessionMachine, SessionState,
@@ -1073,9 +1073,20 @@ impl<U> Hub<U> {
     pub fn poll_transmit(&mut self, id: SessionId, now: Instant, batch: &mut Batch) -> Transmit {
         // Telling the driver a session is over is its service: it is not listed as ready
         // again for that (a driver releasing it later must not spin on `poll_ready`).
-        if self.get(id).is_none_or(|s| s.is_finished()) {
-            batch.clear();
-            return Transmit::Finished;
+        match self.get(id) {
+            None => {
+                batch.clear();
+                return Transmit::Finished;
+            }
+            Some(s) if s.is_finished() => {
+                batch.clear();
+                return Transmit::Finished;
+            }
+            // Nothing to hand out changes nothing, so it skips the bookkeeping every
+            // operation ends with (each one left it settled): a driver asks after every
+            // turn, and most answers are this one.
+            Some(s) if batch.is_empty() && !s.outbox.has_unsent() => return Transmit::Idle,
+            Some(_) => {}
         }
         self.with(id, now, |s, ctx| s.poll_transmit(ctx, batch))
             .unwrap_or_else(|_| {
@@ -1278,6 +1289,83 @@ impl<U> Hub<U> {
         let bounds = self.bounds();
         let mut delivery = Delivery::default();
         match self.with(id, now, |s, ctx| s.send(ctx, msg, bounds)) {
+            Ok(admit) => count(&mut delivery, admit),
+            Err(UnknownSession) => delivery.closed += 1,
+        }
+        self.stats.dropped += delivery.dropped as u64;
+        self.stats.skipped += delivery.skipped as u64;
+        delivery
+    }
+
+    /// Queues a text message for one session. Same as [`Hub::send`] with
+    /// [`Prepared::text`], but a small message (up to 66 bytes) that the session takes
+    /// as a plain frame is framed straight into its outbox: no frame of its own is
+    /// allocated and freed, which is most of a small echo's cost in the hub.
+    ///
+    /// ```
+    /// # use std::time::Instant;
+    /// # use melody_core::*;
+    /// # let t0 = Instant::now();
+    /// # let mut hub: Hub = Hub::new(Config::default(), t0)?;
+    /// # const UPGRADE: &[u8] = b"GET /chat HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n\
+    /// #     Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    /// # let id = hub.open(t0, ConnectionInfo::default(), Keys::new());
+    /// # hub.handle_input(id, t0, UPGRADE)?;
+    /// assert_eq!(hub.send_text(id, t0, "pong").queued, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_text(&mut self, id: SessionId, now: Instant, text: &str) -> Delivery {
+        self.send_payload(id, now, MessageKind::Text, text.as_bytes())
+    }
+
+    /// Queues a binary message for one session, as [`Hub::send_text`] does text.
+    ///
+    /// ```
+    /// # use std::time::Instant;
+    /// # use melody_core::*;
+    /// # let t0 = Instant::now();
+    /// # let mut hub: Hub = Hub::new(Config::default(), t0)?;
+    /// # const UPGRADE: &[u8] = b"GET /chat HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n\
+    /// #     Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    /// # let id = hub.open(t0, ConnectionInfo::default(), Keys::new());
+    /// # hub.handle_input(id, t0, UPGRADE)?;
+    /// assert_eq!(hub.send_binary(id, t0, &[0xca, 0xfe]).queued, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_binary(&mut self, id: SessionId, now: Instant, data: &[u8]) -> Delivery {
+        self.send_payload(id, now, MessageKind::Binary, data)
+    }
+
+    /// `payload` is UTF-8 when `kind` is text (the public callers take `&str`).
+    fn send_payload(
+        &mut self,
+        id: SessionId,
+        now: Instant,
+        kind: MessageKind,
+        payload: &[u8],
+    ) -> Delivery {
+        if payload.len() > ENCODE_AT_MOST {
+            // Encoded outside the session's turn, as any larger message.
+            return self.send_publication(
+                id,
+                now,
+                &Publication::from(Prepared::encode(kind, payload)),
+            );
+        }
+        let bounds = self.bounds();
+        let mut delivery = Delivery::default();
+        let admit = self.with(id, now, |s, ctx| {
+            let mut ended = Outcome::default();
+            let admit = match s.offer_payload(ctx, kind, payload, bounds, &mut ended) {
+                Some(admit) => admit,
+                None => {
+                    let msg = Publication::from(Prepared::encode(kind, payload));
+                    s.offer(ctx, &msg, bounds, &mut ended)
+                }
+            };
+            (admit, ended)
+        });
+        match admit {
             Ok(admit) => count(&mut delivery, admit),
             Err(UnknownSession) => delivery.closed += 1,
         }

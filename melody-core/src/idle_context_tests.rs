@@ -39,16 +39,26 @@ fn an_idle_session_holds_no_tungstenite_context_until_its_next_frame() {
         Some(false),
         "none before the first frame"
     );
+    // A whole message in one frame needs none: the gate hands it over itself.
     hub.handle_input(id, t0, &frame(0x81, b"hi"))
         .expect("known session");
     assert!(matches!(hub.poll_event(id), Some(Event::Text(t)) if t == "hi"));
+    assert_eq!(
+        hub.ws_allocated(id),
+        Some(false),
+        "none for a whole message"
+    );
+    // A control frame takes one.
+    hub.handle_input(id, t0, &frame(0x89, b"p"))
+        .expect("known session");
+    assert_eq!(written(&mut hub, id, t0), [0x8a, 1, b'p']);
     assert_eq!(hub.ws_allocated(id), Some(true));
     assert!(hub.trim(id));
     assert_eq!(hub.ws_allocated(id), Some(false), "given back when idle");
     // A ping after that is answered by the new context, as by the first.
-    hub.handle_input(id, t0, &frame(0x89, b"p"))
+    hub.handle_input(id, t0, &frame(0x89, b"q"))
         .expect("known session");
-    assert_eq!(written(&mut hub, id, t0), [0x8a, 1, b'p']);
+    assert_eq!(written(&mut hub, id, t0), [0x8a, 1, b'q']);
     hub.handle_input(id, t0, &frame(0x81, b"again"))
         .expect("known session");
     assert!(matches!(hub.poll_event(id), Some(Event::Text(t)) if t == "again"));

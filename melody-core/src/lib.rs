@@ -45,6 +45,7 @@ pub use handshake::{is_event_stream_request, Accept, Request, RequestHead, Strea
 pub use http_page::HttpPage;
 pub use hub::{Hub, HubStats};
 pub use keys::Keys;
+pub use outbox::SMALL_WRITE_AT_MOST;
 pub use prepared::{MessageKind, Prepared};
 pub use publication::Publication;
 pub use session::{

@@ -141,8 +141,25 @@ pub(crate) enum Offer<'a> {
     /// the load waits for every store before it); broadcast to 100 subscribers took
     /// 8-12% more CPU per delivery that way.
     Copy(&'a Prepared),
+    /// A small message given as its payload (at most [`ENCODE_AT_MOST`] bytes): its
+    /// frame is written straight into the lane's entry, so a single session's write
+    /// makes no frame of its own to allocate and free.
+    Encode {
+        kind: MessageKind,
+        payload: &'a [u8],
+    },
     Entry(Outgoing),
 }
+
+/// The largest payload [`Hub::send_text`](crate::Hub::send_text) and
+/// [`Hub::send_binary`](crate::Hub::send_binary) frame straight into a session's
+/// outbox: with its 2-byte header, the size of an inline entry. A larger message is
+/// encoded apart first, so callers that hold a lock around the hub may encode it
+/// before they take the lock (see [`Prepared`]).
+pub const SMALL_WRITE_AT_MOST: usize = INLINE_AT_MOST - 2;
+
+/// The largest payload [`Offer::Encode`] takes.
+pub(crate) const ENCODE_AT_MOST: usize = SMALL_WRITE_AT_MOST;
 
 impl<'a> Offer<'a> {
     /// `frame` as it is: queued as its size makes best (see `Offer::Copy`) when no
@@ -158,6 +175,7 @@ impl<'a> Offer<'a> {
     pub(crate) fn wire_len(&self) -> usize {
         match self {
             Offer::Copy(frame) => frame.wire_len(),
+            Offer::Encode { payload, .. } => 2 + payload.len(),
             Offer::Entry(entry) => entry.wire_len(),
         }
     }
@@ -364,6 +382,34 @@ fn push_plain(data: &mut VecDeque<Queued>, frame: &Prepared) {
     }
 }
 
+/// Queues a frame of `kind` around `payload`, built where it lies as [`push_plain`]
+/// does (a payload over [`ENCODE_AT_MOST`] bytes, which callers do not offer, is
+/// encoded apart and shared).
+fn push_encoded(data: &mut VecDeque<Queued>, kind: MessageKind, payload: &[u8]) {
+    if payload.len() > ENCODE_AT_MOST {
+        let frame = Prepared::encode(kind, payload);
+        data.push_back(Queued::One(Outgoing::new(frame, Wire::Plain)));
+        return;
+    }
+    let len = 2 + payload.len();
+    data.push_back(Queued::One(Outgoing::Inline(InlineFrame {
+        bytes: [0; INLINE_AT_MOST],
+        len: len as u8,
+        header_len: 2,
+        kind,
+    })));
+    if let Some(Queued::One(Outgoing::Inline(inline))) = data.back_mut() {
+        let opcode = match kind {
+            MessageKind::Text => 0x1,
+            MessageKind::Binary => 0x2,
+        };
+        // FIN and the opcode, then the length in its 7-bit form (RFC 6455 §5.2).
+        inline.bytes[0] = 0x80 | opcode;
+        inline.bytes[1] = (len - 2) as u8;
+        inline.bytes[2..len].copy_from_slice(payload);
+    }
+}
+
 /// Accounts `count` more data messages in flight, in the run at the back if there is
 /// one (their lengths go to `Lanes::run_lens`).
 fn add_to_run(in_flight: &mut VecDeque<Flight>, count: usize) {
@@ -462,6 +508,7 @@ impl Outbox {
         match msg {
             Offer::Entry(entry) => data.push_back(Queued::One(entry)),
             Offer::Copy(frame) => push_plain(data, frame),
+            Offer::Encode { kind, payload } => push_encoded(data, kind, payload),
         }
         Admit::Queued { evicted }
     }

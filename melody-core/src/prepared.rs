@@ -69,7 +69,8 @@ impl Prepared {
         self.header_len
     }
 
-    fn encode(kind: MessageKind, payload: &[u8]) -> Self {
+    /// Frames `payload` as a message of `kind` (text must be UTF-8 already).
+    pub(crate) fn encode(kind: MessageKind, payload: &[u8]) -> Self {
         let opcode = match kind {
             MessageKind::Text => OpCode::Data(Data::Text),
             MessageKind::Binary => OpCode::Data(Data::Binary),

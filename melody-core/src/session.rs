@@ -23,8 +23,8 @@ use crate::frame_log::{FormLane, FORM_LANES, LOG_AT_MOST};
 use crate::handshake::{self, Accept, Parsed, RequestHead, StreamAccept};
 use crate::inbound::{InboundGate, Rules, Step};
 use crate::memory_stream::{self, MemoryStream};
-use crate::outbox::{Admit, Bounds, Completed, Offer, Outbox, Outgoing, Wire};
-use crate::prepared::{close_frame, truncate_reason, Prepared};
+use crate::outbox::{Admit, Bounds, Completed, Offer, Outbox, Outgoing, Wire, ENCODE_AT_MOST};
+use crate::prepared::{close_frame, truncate_reason, MessageKind, Prepared};
 use crate::publication::Publication;
 use crate::shared_copies::SharedCopies;
 use crate::sse;
@@ -948,6 +948,30 @@ impl<U> SessionMachine<U> {
         'frames: loop {
             let frame = match gate.next(&mut rest, &rules) {
                 Step::Frame(frame) => frame,
+                // tungstenite has nothing to add to a whole message while it is open
+                // both ways; once either side closed, its state judges what comes.
+                Step::Whole(whole)
+                    if !self.peer_closed && ws.as_ref().is_none_or(|ws| ws.can_write()) =>
+                {
+                    let payload = whole.payload();
+                    let event = if whole.text {
+                        match Utf8Bytes::try_from(payload) {
+                            Ok(text) => Event::Text(text),
+                            Err(_) => {
+                                failure = Some(SessionError::InvalidUtf8);
+                                *reading = false;
+                                break;
+                            }
+                        }
+                    } else {
+                        Event::Binary(payload)
+                    };
+                    self.counters.received += 1;
+                    self.received_since_ping = true;
+                    self.events.push_back(event);
+                    continue;
+                }
+                Step::Whole(whole) => whole.frame,
                 Step::NeedMore => break,
                 Step::Fail(err) => {
                     failure = Some(err);
@@ -1083,11 +1107,7 @@ impl<U> SessionMachine<U> {
         bounds: Bounds,
         ended: &mut Outcome,
     ) -> Admit {
-        // A session awaiting its verdict queues data too (for the topics it was
-        // subscribed to meanwhile): it goes out behind the 101, or is dropped on refusal.
-        if self.outbox.is_sealed()
-            || (!matches!(self.phase, Phase::Open { .. } | Phase::Stream) && !self.is_awaiting())
-        {
+        if !self.takes_data() {
             // Closing or over: counted as closed, whatever the message's kind.
             return Admit::Closed;
         }
@@ -1102,6 +1122,62 @@ impl<U> SessionMachine<U> {
                 None => return Admit::Skipped,
             },
         };
+        self.queue_form(ctx, form, bounds, ended)
+    }
+
+    /// [`SessionMachine::offer`] for a small message given as its payload: its frame is
+    /// built in the outbox itself when this session takes it as a plain frame (a
+    /// WebSocket session that sees no positions, has no `Sent` events and does not
+    /// compress it). `None`: it needs another form; offer a [`Publication`] instead.
+    pub(crate) fn offer_payload(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        kind: MessageKind,
+        payload: &[u8],
+        bounds: Bounds,
+        ended: &mut Outcome,
+    ) -> Option<Admit> {
+        if !self.takes_data() {
+            return Some(Admit::Closed);
+        }
+        let compresses = self.compressed
+            && self.deflate.is_some()
+            && payload.len() >= ctx.config.compression_threshold;
+        if self.kind != SessionKind::WebSocket
+            || self.positions
+            || ctx.config.sent_events
+            || compresses
+            || payload.len() > ENCODE_AT_MOST
+        {
+            return None;
+        }
+        // Text goes in a binary frame to a session that writes binary, as `frame_for`.
+        let kind = if self.binary_writes {
+            MessageKind::Binary
+        } else {
+            kind
+        };
+        Some(self.queue_form(ctx, Offer::Encode { kind, payload }, bounds, ended))
+    }
+
+    /// Whether data may still be queued. A session awaiting its verdict queues data
+    /// too (for the topics it was subscribed to meanwhile): it goes out behind the 101,
+    /// or is dropped on refusal.
+    fn takes_data(&self) -> bool {
+        !self.outbox.is_sealed()
+            && (matches!(self.phase, Phase::Open { .. } | Phase::Stream) || self.is_awaiting())
+    }
+
+    /// Queues a message in the form this session takes, within its bounds and the
+    /// memory budget, and counts what that dropped.
+    #[inline(always)]
+    fn queue_form(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        form: Offer<'_>,
+        bounds: Bounds,
+        ended: &mut Outcome,
+    ) -> Admit {
         let lane = self.form_lane();
         let logged = ctx.logged(&form, lane);
         // Claimed before it is queued (see `MemoryBudget::claim`); without the claim, the

@@ -152,7 +152,9 @@ const WORDS: usize = SLOTS / 64;
 /// their round comes.
 pub(crate) struct TimerWheel {
     origin: Instant,
-    granularity_nanos: u128,
+    /// In 64 bits: a 128-bit division took about a hundred instructions per tick
+    /// computed, and a queued write computes one. 2^64 ns is 584 years.
+    granularity_nanos: u64,
     granularity: Duration,
     slots: Vec<Vec<Entry>>,
     /// One bit per non-empty slot, to find the next deadline without scanning slots.
@@ -166,7 +168,9 @@ impl TimerWheel {
     pub(crate) fn new(origin: Instant, granularity: Duration) -> Self {
         TimerWheel {
             origin,
-            granularity_nanos: granularity.as_nanos().max(1),
+            granularity_nanos: u64::try_from(granularity.as_nanos())
+                .unwrap_or(u64::MAX)
+                .max(1),
             granularity,
             slots: (0..SLOTS).map(|_| Vec::new()).collect(),
             occupied: [0; WORDS],
@@ -177,15 +181,24 @@ impl TimerWheel {
 
     /// The first tick at or after `at` (deadlines are rounded up, never early).
     pub(crate) fn tick_at_or_after(&self, at: Instant) -> Tick {
-        let nanos = at.saturating_duration_since(self.origin).as_nanos();
-        let tick = nanos.div_ceil(self.granularity_nanos);
-        Tick::try_from(tick).map_or(LAST_TICK, |tick| tick.min(LAST_TICK))
+        let nanos = self.nanos_since_origin(at);
+        nanos.div_ceil(self.granularity_nanos).min(LAST_TICK)
     }
 
     /// The last tick at or before `now`.
     pub(crate) fn tick_at_or_before(&self, now: Instant) -> Tick {
-        let nanos = now.saturating_duration_since(self.origin).as_nanos();
-        Tick::try_from(nanos / self.granularity_nanos).map_or(LAST_TICK, |tick| tick.min(LAST_TICK))
+        (self.nanos_since_origin(now) / self.granularity_nanos).min(LAST_TICK)
+    }
+
+    /// Nanoseconds from the wheel's origin to `at` (0 before it), saturating at
+    /// `u64::MAX`, which is past every tick.
+    fn nanos_since_origin(&self, at: Instant) -> u64 {
+        let since = at.saturating_duration_since(self.origin);
+        since
+            .as_secs()
+            .checked_mul(1_000_000_000)
+            .and_then(|n| n.checked_add(u64::from(since.subsec_nanos())))
+            .unwrap_or(u64::MAX)
     }
 
     /// The instant a tick stands for.

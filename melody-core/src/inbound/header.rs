@@ -118,15 +118,43 @@ pub(crate) fn write_masked(out: &mut Vec<u8>, first: u8, payload_len: usize) {
 }
 
 /// XORs `payload` with `mask`, whose key cycles from the payload's first byte.
+///
+/// Eight bytes at a time: byte by byte, a 64-byte echo spent about 380 instructions
+/// here, as much as tungstenite's whole read of the frame.
 pub(crate) fn unmask(payload: &mut [u8], mask: [u8; 4]) {
-    for (i, byte) in payload.iter_mut().enumerate() {
-        *byte ^= mask[i % 4];
+    let [a, b, c, d] = mask;
+    let key = u64::from_ne_bytes([a, b, c, d, a, b, c, d]);
+    let mut words = payload.chunks_exact_mut(8);
+    for word in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        word.copy_from_slice(&(u64::from_ne_bytes(bytes) ^ key).to_ne_bytes());
+    }
+    // Whole words came before: the key is at its start again.
+    for (byte, key) in words.into_remainder().iter_mut().zip(mask.iter().cycle()) {
+        *byte ^= key;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unmasking_by_words_matches_the_bytewise_rule() {
+        let mask = [0x37, 0xfa, 0x21, 0x3d];
+        for len in 0..40 {
+            let payload: Vec<u8> = (0..len as u8).map(|i| i.wrapping_mul(29)).collect();
+            let mut fast = payload.clone();
+            unmask(&mut fast, mask);
+            let slow: Vec<u8> = payload
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ mask[i % 4])
+                .collect();
+            assert_eq!(fast, slow, "length {len}");
+        }
+    }
 
     #[test]
     fn shortest_forms_parse_and_longer_ones_are_refused() {

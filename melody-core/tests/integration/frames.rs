@@ -6,7 +6,7 @@ use melody_core::{
     Batch, Config, ConnectionInfo, Event, Keys, SessionError, SessionId, SessionState,
 };
 use tungstenite::error::ProtocolError;
-use tungstenite::protocol::frame::coding::Data;
+use tungstenite::protocol::frame::coding::{CloseCode, Data};
 use tungstenite::Message;
 
 use crate::sim::*;
@@ -610,4 +610,61 @@ fn a_close_frame_with_a_one_byte_payload_is_refused_with_1002() {
         protocol(ProtocolError::InvalidCloseSequence),
         1002,
     );
+}
+
+#[test]
+fn whole_messages_and_control_frames_in_one_input_keep_their_order() {
+    // Whole messages are taken by the gate, the ping and the fragments by tungstenite:
+    // one input mixing them gives every message, in order, and the pong (written while
+    // the input is read, so ahead of the echoes the app queues after it).
+    let mut s = Sim::new(Config::default()).with_app(echo_app);
+    let id = s.connect();
+    let mut input = masked(0x81, MASK, b"first");
+    input.extend(masked(0x89, MASK, b"p"));
+    input.extend(masked(0x02, MASK, b"frag"));
+    input.extend(masked(0x80, MASK, b"ment"));
+    input.extend(masked(0x82, MASK, &[0, 1, 2, 255]));
+    input.extend(masked(0x81, MASK, "\u{1f600}".as_bytes()));
+    s.peer(id).send_raw(&input);
+    s.pump();
+    assert_eq!(
+        s.peer(id).events,
+        vec![
+            Event::Connect,
+            Event::Text("first".into()),
+            Event::Binary(b"fragment".to_vec().into()),
+            Event::Binary(vec![0, 1, 2, 255].into()),
+            Event::Text("\u{1f600}".into()),
+        ]
+    );
+    assert_eq!(
+        s.peer(id).messages,
+        vec![
+            Message::Pong(b"p".to_vec().into()),
+            Message::text("first"),
+            Message::binary(b"fragment".to_vec()),
+            Message::binary(vec![0, 1, 2, 255]),
+            Message::text("\u{1f600}"),
+        ]
+    );
+    assert_eq!(s.hub.session_stats(id).map(|v| v.received), Some(4));
+}
+
+#[test]
+fn a_message_after_the_servers_close_is_still_read() {
+    // The server's close leaves the connection half open (RFC 6455 §1.4): what the peer
+    // sent before it saw the close is still a message, read through tungstenite's state.
+    let mut s = Sim::new(Config::default());
+    let id = s.connect();
+    s.pump();
+    let now = s.now;
+    assert!(s.hub.close(id, now, CloseCode::Away, "bye"));
+    s.peer(id).send_raw(&masked(0x81, MASK, b"late"));
+    s.pump();
+    let events = &s.peer(id).events;
+    let late = events.iter().position(|e| *e == Event::Text("late".into()));
+    let gone = events
+        .iter()
+        .position(|e| matches!(e, Event::Disconnect { .. }));
+    assert!(late.is_some() && late < gone, "{events:?}");
 }

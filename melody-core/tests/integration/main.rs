@@ -20,4 +20,5 @@ mod keepalive;
 mod outbox;
 mod scale;
 mod settings;
+mod small_writes;
 mod verdict;
