@@ -28,7 +28,7 @@ use crate::read_back;
 use crate::request::{Admitted, Decision, RequestInfo, Verdict, VerdictFuture};
 use crate::runtime::{BoxFuture, Runtime, Transport};
 use crate::session::Session;
-use crate::shared::Shared;
+use crate::shared::{HandlersCache, Shared};
 use crate::slot::{Info, Origin, SessionKey, Slot};
 use crate::unparker::Unparker;
 
@@ -79,6 +79,8 @@ pub struct Connection<R: Runtime, T: Transport> {
     unreported: usize,
     events: VecDeque<Event>,
     session: Option<Session<R>>,
+    /// The handlers as last taken (see `Shared::take_handlers`).
+    handlers: HandlersCache<R>,
     /// The request hook's future while the request waits for its verdict; dropped if
     /// the session ends first.
     verdict: Option<VerdictFuture>,
@@ -139,6 +141,7 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             unreported: 0,
             events: VecDeque::new(),
             session: None,
+            handlers: HandlersCache::default(),
             verdict: None,
             read_done: false,
             read_blocked: false,
@@ -247,7 +250,7 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         // read instead goes to the hub as usual, and the task goes on.
         self.read_blocked = false;
         let mut cx = Context::from_waker(&waker);
-        let read = self.read(&mut cx, now);
+        let (read, _) = self.read(&mut cx, now, false);
         if read || !self.read_blocked {
             return self.stay(&unparker);
         }
@@ -408,9 +411,12 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         self.shared.shards[self.shard].with(&self.shared.clock, |hub| op(hub, id))
     }
 
-    /// Reads what the transport has, feeding it to the hub. Returns whether it read.
-    fn read(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+    /// Reads what the transport has, feeding it to the hub. Returns whether it read,
+    /// and, if `exchange` asked for the turn's exchange to be done with the input (one
+    /// locked call instead of two), whether that found work.
+    fn read(&mut self, cx: &mut Context<'_>, now: Instant, exchange: bool) -> (bool, Option<bool>) {
         let mut progress = false;
+        let mut exchanged: Option<bool> = None;
         for _ in 0..READS_PER_TURN {
             if self.in_flight.pauses_reading()
                 || self.read_done
@@ -432,7 +438,12 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
                         observe::bytes_in(n);
                         self.read_this_poll += n;
                         let input = &buf[..n];
-                        self.with_hub(|hub, id| hub.handle_input(id, now, input).is_ok());
+                        if exchange {
+                            let found = self.exchange_fed(cx, now, input);
+                            exchanged = Some(found || exchanged.unwrap_or(false));
+                        } else {
+                            self.with_hub(|hub, id| hub.handle_input(id, now, input).is_ok());
+                        }
                         Some(Ok(()))
                     }
                     Poll::Ready(Err(e)) => Some(Err(Some(e))),
@@ -466,7 +477,7 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
                 }
             }
         }
-        progress
+        (progress, exchanged)
     }
 
     /// The one locked call per turn: reports the bytes written since the last call,
@@ -474,6 +485,11 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
     /// there was nothing, registers the task's waker (parks) in the same call. Returns
     /// whether it found work.
     fn exchange(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        self.exchange_fed(cx, now, &[])
+    }
+
+    /// [`Connection::exchange`], feeding `input` (bytes just read) to the hub first.
+    fn exchange_fed(&mut self, cx: &mut Context<'_>, now: Instant, input: &[u8]) -> bool {
         let shard = self.shard as u32;
         let written = std::mem::take(&mut self.unreported);
         let (events, batch, id) = (&mut self.events, &mut self.batch, self.id);
@@ -486,6 +502,10 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         #[cfg(feature = "metrics")]
         let mut sampled = None;
         let (found, finished) = self.shared.shards[self.shard].with(&self.shared.clock, |hub| {
+            // Input first, as when it was fed in a call of its own before this one.
+            if !input.is_empty() {
+                let _ = hub.handle_input(id, now, input);
+            }
             if written > 0 {
                 let _ = hub.handle_transmitted(id, now, written, batch);
             }
@@ -699,7 +719,7 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         if self.events.is_empty() {
             return false;
         }
-        let handlers = self.shared.handlers();
+        let (version, handlers) = self.shared.take_handlers(&mut self.handlers);
         // Without async handlers (registered or still in flight), none of their steps.
         let gated = handlers.has_async() || self.in_flight.len() > 0;
         let mut handled = false;
@@ -718,27 +738,29 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
                 self.disconnected = true;
             }
             self.observe(&event);
-            let Some(session) = self.session.clone() else {
+            // Lent to the handlers, not cloned: a clone is two reference counts.
+            let Some(session) = &self.session else {
                 // Before `Connect` (a refused handshake): nobody to tell.
                 continue;
             };
             let _scope = self.observer.scope();
             let in_flight = &mut self.in_flight;
             if let Err(panic) = catch_unwind(AssertUnwindSafe(|| {
-                run(&handlers, &session, &event);
+                run(&handlers, session, &event);
                 if gated {
-                    in_flight.offer(&handlers, &session, &event);
+                    in_flight.offer(&handlers, session, &event);
                 }
             })) {
                 let message = panic_message(&panic);
                 self.observer.handler_panicked(&message);
                 if let Some(on_error) = &handlers.error {
                     let err = Error::HandlerPanicked(message);
-                    let _ = catch_unwind(AssertUnwindSafe(|| on_error(&session, &err)));
+                    let _ = catch_unwind(AssertUnwindSafe(|| on_error(session, &err)));
                 }
                 session.close_with(CloseCode::Error, "internal error");
             }
         }
+        self.handlers.keep(version, handlers);
         handled
     }
 
@@ -951,18 +973,30 @@ impl<R: Runtime, T: Transport> Future for Connection<R, T> {
         this.unwatch_late();
         this.read_blocked = false;
         this.read_this_poll = 0;
+        // One clock read serves every turn until handlers run: they may take long, the
+        // rest of a turn does not.
+        let mut now = this.shared.rt.now();
+        let mut handlers_ran = false;
         for _ in 0..TURNS_PER_POLL {
-            // One clock read serves the turn's reads and its exchange.
-            let now = this.shared.rt.now();
-            let mut progress = this.read(cx, now);
+            if std::mem::take(&mut handlers_ran) {
+                now = this.shared.rt.now();
+            }
+            let (mut progress, exchanged) = this.read(cx, now, true);
+            // The request hook's future is the application's code too.
+            handlers_ran |= this.verdict.is_some();
             progress |= this.poll_verdict(cx);
             // Parks the task when it finds nothing: nothing below touches the hub
             // then, so no wakeup can be lost between the look and the park.
             // A finished session is news to every exchange; while its `Disconnect`
             // waits for async handlers, only they make progress.
-            progress |= this.exchange(cx, now) && !(this.finished && this.in_flight.len() > 0);
-            progress |= this.dispatch();
-            progress |= this.poll_in_flight(cx);
+            let found = match exchanged {
+                Some(found) => found,
+                None => this.exchange(cx, now),
+            };
+            progress |= found && !(this.finished && this.in_flight.len() > 0);
+            let handled = this.dispatch() | this.poll_in_flight(cx);
+            handlers_ran |= handled;
+            progress |= handled;
             progress |= this.write(cx);
             if this.finished && this.disconnected && this.events.is_empty() {
                 let closed = match this.transport.as_mut() {

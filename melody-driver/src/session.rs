@@ -9,7 +9,7 @@ use std::sync::Arc;
 use melody_core::sse::Event;
 use melody_core::{
     CloseCode, Delivery, Hub, Keys, Prepared, Publication, Request, SessionId, SessionKind,
-    SessionState, SessionStats,
+    SessionState, SessionStats, SMALL_WRITE_AT_MOST,
 };
 
 use crate::runtime::Runtime;
@@ -195,7 +195,11 @@ impl<R: Runtime> Session<R> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn write(&self, text: &str) -> Delivery {
-        self.write_owned(Prepared::text(text))
+        if text.len() > SMALL_WRITE_AT_MOST {
+            return self.write_owned(Prepared::text(text));
+        }
+        let now = self.shared.rt.now();
+        self.with(|hub, id| hub.send_text(id, now, text))
     }
 
     /// Queues a binary message (olahol/melody's `WriteBinary`).
@@ -237,12 +241,17 @@ impl<R: Runtime> Session<R> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn write_binary(&self, data: &[u8]) -> Delivery {
-        self.write_owned(Prepared::binary(data))
+        if data.len() > SMALL_WRITE_AT_MOST {
+            return self.write_owned(Prepared::binary(data));
+        }
+        let now = self.shared.rt.now();
+        self.with(|hub, id| hub.send_binary(id, now, data))
     }
 
-    /// Queues a message made for this write alone: the hub takes it as it is, so a
-    /// small one is copied into the outbox and its frame freed, never shared (a
-    /// shared frame takes an allocation and a reference count on its first clone).
+    /// Queues a message made for this write alone, encoded before the shard's lock is
+    /// taken: the hub takes it as it is, never shared (a shared frame takes an
+    /// allocation and a reference count on its first clone). A small one is framed in
+    /// the outbox instead (`Hub::send_text`), with no frame of its own at all.
     fn write_owned(&self, msg: Prepared) -> Delivery {
         let now = self.shared.rt.now();
         let msg = Publication::from(msg);

@@ -17,12 +17,32 @@ use crate::slot::Slot;
 use crate::unparker::Unparker;
 use crate::wait::Lifecycle;
 
+/// A connection's copy of the handlers and the version it was taken at (see
+/// [`Shared::take_handlers`]).
+pub(crate) struct HandlersCache<R: Runtime>(Option<(u64, Arc<Handlers<R>>)>);
+
+impl<R: Runtime> Default for HandlersCache<R> {
+    fn default() -> Self {
+        HandlersCache(None)
+    }
+}
+
+impl<R: Runtime> HandlersCache<R> {
+    /// Keeps `handlers`, taken at `version`, for the next event.
+    pub(crate) fn keep(&mut self, version: u64, handlers: Arc<Handlers<R>>) {
+        self.0 = Some((version, handlers));
+    }
+}
+
 pub(crate) struct Shared<R: Runtime> {
     pub(crate) rt: R,
     pub(crate) config: Config,
     pub(crate) shards: Box<[Shard]>,
     next_shard: AtomicUsize,
     handlers: RwLock<Arc<Handlers<R>>>,
+    /// Bumped whenever the handlers change: a connection keeps the ones it last took
+    /// (see [`HandlersCache`]).
+    handlers_version: AtomicU64,
     /// Open sessions across shards (the session cap applies to it).
     pub(crate) open: Arc<AtomicUsize>,
     pub(crate) clock: ClockSignal,
@@ -69,6 +89,7 @@ impl<R: Runtime> Shared<R> {
             shards,
             next_shard: AtomicUsize::new(0),
             handlers: RwLock::new(Arc::new(Handlers::default())),
+            handlers_version: AtomicU64::new(0),
             open,
             lifecycle: Arc::default(),
             backplane: OnceLock::new(),
@@ -91,6 +112,19 @@ impl<R: Runtime> Shared<R> {
         }
     }
 
+    /// The handlers, moved out of `cache` while they have not changed since it took
+    /// them: no lock and no reference count per event (four atomic operations, each a
+    /// locked instruction, where an echo's turn has few others). Give them back with
+    /// [`HandlersCache::keep`].
+    pub(crate) fn take_handlers(&self, cache: &mut HandlersCache<R>) -> (u64, Arc<Handlers<R>>) {
+        // The version first: handlers changed after it are taken again next time.
+        let version = self.handlers_version.load(Ordering::Acquire);
+        match cache.0.take() {
+            Some((seen, handlers)) if seen == version => (seen, handlers),
+            _ => (version, self.handlers()),
+        }
+    }
+
     /// Changes the handlers; `Sent` events are produced exactly while an `on_sent`
     /// handler is registered, and requests wait for a verdict exactly while a request
     /// hook is.
@@ -104,6 +138,7 @@ impl<R: Runtime> Shared<R> {
         let wants_sent = next.wants_sent();
         let wants_verdicts = next.wants_verdicts();
         *guard = Arc::new(next);
+        self.handlers_version.fetch_add(1, Ordering::Release);
         drop(guard);
         for shard in self.shards.iter() {
             shard.with(&self.clock, |hub| {
