@@ -249,6 +249,19 @@ impl<U> Hub<U> {
 
     /// Counts what an operation did and queues the session for its driver if needed.
     fn settle(&mut self, id: SessionId, outcome: Outcome) {
+        if outcome != Outcome::default() {
+            self.count_outcome(id, outcome);
+        }
+        if let Some(s) = self.sessions.get_mut(id.index as usize) {
+            if s.serial == id.serial && !s.ready && s.wants_service() {
+                s.ready = true;
+                self.ready.push_back(id);
+            }
+        }
+    }
+
+    /// The counts and membership an operation's outcome changes.
+    fn count_outcome(&mut self, id: SessionId, outcome: Outcome) {
         if outcome.connected {
             self.open += 1;
             self.stats.connected += 1;
@@ -274,12 +287,6 @@ impl<U> Hub<U> {
                 if let Some(shared) = &self.shared_open {
                     shared.fetch_sub(1, Ordering::Relaxed);
                 }
-            }
-        }
-        if let Some(s) = self.sessions.get_mut(id.index as usize) {
-            if s.serial == id.serial && !s.ready && s.wants_service() {
-                s.ready = true;
-                self.ready.push_back(id);
             }
         }
     }

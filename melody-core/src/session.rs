@@ -484,7 +484,11 @@ impl<U> SessionMachine<U> {
     /// calls this after every operation on the session.
     pub(crate) fn settle_inbound(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
         let held = self.held_inbound_bytes();
-        if held <= self.inbound_charged {
+        if held == self.inbound_charged {
+            // The usual answer, after every operation: nothing changed.
+            return Outcome::default();
+        }
+        if held < self.inbound_charged {
             ctx.budget.release(self.inbound_charged - held);
             self.inbound_charged = held;
             return Outcome::default();
@@ -1050,6 +1054,10 @@ impl<U> SessionMachine<U> {
     /// Sorts the frames tungstenite wrote into our lanes: a pong replaces any unsent one
     /// (a ping flood cannot grow the outbox), a close frame goes behind the queued data.
     fn route_written(&mut self, ctx: &mut Ctx<'_>, close_is_ours: bool) {
+        if ctx.scratch.is_empty() {
+            // The usual case: tungstenite wrote nothing (or never ran).
+            return;
+        }
         let mut rest: &[u8] = ctx.scratch;
         while let Some((opcode, len)) = memory_stream::next_frame(rest) {
             let frame = Bytes::copy_from_slice(&rest[..len]);

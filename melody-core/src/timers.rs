@@ -7,6 +7,7 @@
 //! its deadlines move, and insertion is O(1) in any order. (A FIFO per kind, tried
 //! first, cannot re-insert a moved deadline in order without losing exactness.)
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 /// The kinds of deadline a session can have.
@@ -162,6 +163,10 @@ pub(crate) struct TimerWheel {
     /// Every tick before this one has been processed.
     cursor: Tick,
     len: usize,
+    /// What `next_tick` found, kept until entries go (an insert only lowers it): a
+    /// driver asks after every operation, and the scan was most of a turn's timer
+    /// work.
+    next: Cell<Option<Option<Tick>>>,
 }
 
 impl TimerWheel {
@@ -176,6 +181,7 @@ impl TimerWheel {
             occupied: [0; WORDS],
             cursor: 0,
             len: 0,
+            next: Cell::new(None),
         }
     }
 
@@ -254,6 +260,13 @@ impl TimerWheel {
         self.slots[slot].push(entry);
         self.occupied[slot / 64] |= 1 << (slot % 64);
         self.len += 1;
+        if let Some(next) = self.next.get() {
+            // As the scan finds it: the slot's place from the cursor, so an entry for a
+            // later round counts where its slot is.
+            let tick = self.cursor + (entry.tick() - self.cursor) % SLOTS as u64;
+            self.next
+                .set(Some(Some(next.map_or(tick, |next| next.min(tick)))));
+        }
     }
 
     /// Moves the cursor up to `now`, appending every entry whose tick has come to `out`.
@@ -265,6 +278,7 @@ impl TimerWheel {
         }
         // One revolution covers every slot; more would only revisit them.
         let span = (now_tick - self.cursor + 1).min(SLOTS as u64);
+        self.next.set(None);
         for step in 0..span {
             let slot = ((self.cursor + step) & MASK) as usize;
             if self.occupied[slot / 64] & (1 << (slot % 64)) == 0 {
@@ -316,6 +330,15 @@ impl TimerWheel {
     /// A lower bound for the next entry's tick: the first non-empty slot from the
     /// cursor. An entry there for a later round only costs an early, empty wakeup.
     pub(crate) fn next_tick(&self) -> Option<Tick> {
+        if let Some(next) = self.next.get() {
+            return next;
+        }
+        let next = self.scan_next_tick();
+        self.next.set(Some(next));
+        next
+    }
+
+    fn scan_next_tick(&self) -> Option<Tick> {
         if self.len == 0 {
             return None;
         }
@@ -340,6 +363,7 @@ impl TimerWheel {
     /// Drops every entry `live(index, serial, kind, tick)` rejects, in one pass over
     /// the slots. Stale entries are otherwise dropped only when they come due.
     pub(crate) fn sweep(&mut self, mut live: impl FnMut(u32, u32, TimerKind, Tick) -> bool) {
+        self.next.set(None);
         for slot in 0..SLOTS {
             let entries = &mut self.slots[slot];
             if entries.is_empty() {
@@ -378,6 +402,38 @@ mod tests {
     fn wheel() -> (TimerWheel, Instant) {
         let t0 = Instant::now();
         (TimerWheel::new(t0, Duration::from_millis(100)), t0)
+    }
+
+    #[test]
+    fn the_kept_next_tick_always_matches_a_fresh_scan() {
+        let (mut w, t0) = wheel();
+        let mut timers: Vec<SessionTimers> = vec![SessionTimers::default(); 8];
+        let mut due = Vec::new();
+        // A fixed pseudo-random walk of arms, expiries and sweeps.
+        let mut seed = 0x9e37_79b9_u64;
+        for step in 0..2_000u64 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let r = seed >> 33;
+            let i = (r % 8) as usize;
+            match r % 5 {
+                0..=2 => {
+                    let tick = w.cursor + (r >> 8) % 5_000;
+                    w.arm_tick(&mut timers[i], i as u32, 0, TimerKind::Write, tick);
+                }
+                3 => {
+                    let at = t0 + Duration::from_millis(100 * (w.cursor + (r >> 8) % 300));
+                    due.clear();
+                    w.expire(at, &mut due);
+                    for d in due.drain(..) {
+                        let _ = w.settle(&mut timers[d.index as usize], d);
+                    }
+                }
+                _ => w.sweep(|index, _, _, _| (index as u64 + step) % 3 != 0),
+            }
+            assert_eq!(w.next_tick(), w.scan_next_tick(), "step {step}");
+        }
     }
 
     #[test]

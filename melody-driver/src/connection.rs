@@ -779,8 +779,11 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
     /// Tells `tracing` and `metrics` about an event (nothing without those features).
     fn observe(&mut self, event: &Event) {
         let info = self.session.as_ref().map(|s| &s.info);
+        // Only a connect and an error report the peer and path: a message does not
+        // look them up.
         #[cfg(any(feature = "tracing", feature = "metrics"))]
         let (peer, path) = match info {
+            _ if !matches!(event, Event::Connect | Event::Error(_)) => (None, None),
             Some(info) => (info.remote_addr(), Some(info.request.path())),
             None => self
                 .refused_facts

@@ -51,13 +51,18 @@ impl Shard {
     /// session that `op` gave work, and tells the clock of the hub's next deadline if it
     /// changed (the clock wakes early if it came earlier).
     pub(crate) fn with<T>(&self, clock: &ClockSignal, op: impl FnOnce(&mut Hub<Slot>) -> T) -> T {
-        let mut wakers = WAKE_LIST.with(|w| std::mem::take(&mut *w.borrow_mut()));
+        // The list is taken only when someone is woken: most operations wake nobody.
+        let mut wakers: Option<Vec<Waker>> = None;
         let (result, next) = {
             let mut hub = self.lock();
             let result = op(&mut hub);
             while let Some(id) = hub.poll_ready() {
                 if let Some(waker) = hub.user_mut(id).and_then(|slot| slot.waker.take()) {
-                    wakers.push(waker);
+                    wakers
+                        .get_or_insert_with(|| {
+                            WAKE_LIST.with(|w| std::mem::take(&mut *w.borrow_mut()))
+                        })
+                        .push(waker);
                 }
             }
             (result, hub.poll_timeout_change())
@@ -65,10 +70,12 @@ impl Shard {
         if let Some(next) = next {
             clock.offer(next);
         }
-        for waker in wakers.drain(..) {
-            waker.wake();
+        if let Some(mut wakers) = wakers {
+            for waker in wakers.drain(..) {
+                waker.wake();
+            }
+            WAKE_LIST.with(|w| *w.borrow_mut() = wakers);
         }
-        WAKE_LIST.with(|w| *w.borrow_mut() = wakers);
         result
     }
 
