@@ -72,6 +72,11 @@ pub(crate) const FORM_LANES: usize = 6;
 #[derive(Debug, Default)]
 pub(crate) struct FrameLogs {
     lanes: [FrameLog; FORM_LANES],
+    /// The frame the current fan-out appended to each log, by its bytes' address and
+    /// length, and its position: the recipients of one publication share a slot per
+    /// form. Cleared as each fan-out begins (the publication outlives its fan-out, and
+    /// a later one's frame may come at the same address).
+    appended: [Option<(usize, usize, u64)>; FORM_LANES],
 }
 
 impl FrameLogs {
@@ -96,6 +101,21 @@ impl FrameLogs {
     /// Starts a fan-out in every lane (see [`FrameLog::begin_fanout`]).
     pub(crate) fn begin_fanout(&mut self) {
         self.lanes.iter_mut().for_each(FrameLog::begin_fanout);
+        self.appended = [None; FORM_LANES];
+    }
+
+    /// Where this fan-out holds `frame` in the log of `lane`, appending it if it is
+    /// not there yet; `None` when the log cannot take it.
+    pub(crate) fn position_in_fanout(&mut self, lane: FormLane, frame: &Prepared) -> Option<u64> {
+        let (ptr, len) = (frame.frame().as_ptr() as usize, frame.wire_len());
+        match self.appended[lane as usize] {
+            Some((p, l, at)) if (p, l) == (ptr, len) => Some(at),
+            _ => {
+                let at = self.lane(lane).append(frame)?;
+                self.appended[lane as usize] = Some((ptr, len, at));
+                Some(at)
+            }
+        }
     }
 }
 

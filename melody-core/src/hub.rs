@@ -218,7 +218,7 @@ impl<U> Hub<U> {
         let session = sessions
             .get_mut(id.index as usize)
             .filter(|s| s.serial == id.serial)?;
-        let mut ctx = Ctx::new(now, config, *ws_config, wheel, scratch, budget, copies);
+        let mut ctx = Ctx::new(now, config, ws_config, wheel, scratch, budget, copies);
         ctx.index = id.index;
         Some((session, ctx))
     }
@@ -1455,7 +1455,7 @@ impl<U> Hub<U> {
         } = self;
         spill_slow_holders(sessions, copies);
         copies.frames.begin_fanout();
-        let mut ctx = Ctx::new(now, config, *ws_config, wheel, scratch, budget, copies);
+        let mut ctx = Ctx::new(now, config, ws_config, wheel, scratch, budget, copies);
         ctx.log_frames = true;
         let mut fan = Fanout {
             msg,

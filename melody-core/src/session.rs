@@ -19,7 +19,7 @@ use crate::deflate::{Compression, Deflater};
 use crate::error::{HandshakeRejection, SessionError};
 use crate::event::Event;
 use crate::event_queue::EventQueue;
-use crate::frame_log::{FormLane, FORM_LANES, LOG_AT_MOST};
+use crate::frame_log::{FormLane, LOG_AT_MOST};
 use crate::handshake::{self, Accept, Parsed, RequestHead, StreamAccept};
 use crate::inbound::{InboundGate, Rules, Step};
 use crate::memory_stream::{self, MemoryStream};
@@ -278,7 +278,7 @@ pub(crate) struct Ctx<'a> {
     pub(crate) now: Instant,
     pub(crate) index: u32,
     pub(crate) config: &'a crate::Config,
-    pub(crate) ws_config: WebSocketConfig,
+    pub(crate) ws_config: &'a WebSocketConfig,
     pub(crate) wheel: &'a mut TimerWheel,
     pub(crate) scratch: &'a mut Vec<u8>,
     /// The hub's memory budget: outboxes are settled against it by the hub after each
@@ -288,12 +288,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) copies: &'a mut SharedCopies,
     /// Whether plain frames of up to 1 KiB go to the frame logs (a fan-out) rather
     /// than into the outbox (one session's own message: nobody would share its slot).
+    /// The fan-out must have begun (`FrameLogs::begin_fanout`).
     pub(crate) log_frames: bool,
-    /// The frame this context appended to each form's log, by its bytes' address
-    /// and length, and its position: the recipients of one publication share a slot
-    /// per form. Valid for the context's lifetime, which the publication outlives and
-    /// the fan-out spans (see `FrameLog::begin_fanout`).
-    logged: [Option<(usize, usize, u64)>; FORM_LANES],
     /// Cache of [`Ctx::write_deadline`]; `NEVER` until first needed.
     pub(crate) write_tick: Tick,
 }
@@ -302,7 +298,7 @@ impl<'a> Ctx<'a> {
     pub(crate) fn new(
         now: Instant,
         config: &'a crate::Config,
-        ws_config: WebSocketConfig,
+        ws_config: &'a WebSocketConfig,
         wheel: &'a mut TimerWheel,
         scratch: &'a mut Vec<u8>,
         budget: &'a mut MemoryBudget,
@@ -318,7 +314,6 @@ impl<'a> Ctx<'a> {
             budget,
             copies,
             log_frames: false,
-            logged: [None; FORM_LANES],
             write_tick: NEVER,
         }
     }
@@ -338,16 +333,8 @@ impl<'a> Ctx<'a> {
         if !self.log_frames || frame.wire_len() > LOG_AT_MOST {
             return None;
         }
-        let (ptr, len) = (frame.frame().as_ptr() as usize, frame.wire_len());
-        let known = &mut self.logged[lane as usize];
-        match *known {
-            Some((p, l, at)) if (p, l) == (ptr, len) => Some((at, len)),
-            _ => {
-                let at = self.copies.frames.lane(lane).append(frame)?;
-                *known = Some((ptr, len, at));
-                Some((at, len))
-            }
-        }
+        let at = self.copies.frames.position_in_fanout(lane, frame)?;
+        Some((at, frame.wire_len()))
     }
 
     /// The write deadline for bytes queued now, computed once per context: a broadcast
@@ -940,9 +927,13 @@ impl<U> SessionMachine<U> {
         if !*reading {
             return Outcome::default();
         }
-        let config = session_ws_config(ctx.ws_config, &self.overrides);
+        let max_message_size = self
+            .overrides
+            .as_ref()
+            .and_then(|o| o.max_message_size)
+            .or(ctx.ws_config.max_message_size);
         let rules = Rules {
-            max_message_size: config.max_message_size.unwrap_or(usize::MAX),
+            max_message_size: max_message_size.unwrap_or(usize::MAX),
             deflate: self.deflate,
         };
         ctx.scratch.clear();
@@ -984,8 +975,10 @@ impl<U> SessionMachine<U> {
                 }
             };
             let mut stream = MemoryStream::new(frame, ctx.scratch);
-            let ws = ws
-                .get_or_insert_with(|| Box::new(WebSocketContext::new(Role::Server, Some(config))));
+            let ws = ws.get_or_insert_with(|| {
+                let config = session_ws_config(*ctx.ws_config, &self.overrides);
+                Box::new(WebSocketContext::new(Role::Server, Some(config)))
+            });
             loop {
                 match ws.read(&mut stream) {
                     Ok(Message::Text(text)) => {
@@ -1357,7 +1350,7 @@ impl<U> SessionMachine<U> {
         match &mut self.phase {
             Phase::Handshake { .. } => (true, self.finish(ctx, None)),
             Phase::Open { ws, .. } if !self.outbox.is_sealed() => {
-                let config = session_ws_config(ctx.ws_config, &self.overrides);
+                let config = session_ws_config(*ctx.ws_config, &self.overrides);
                 let ws = ws.get_or_insert_with(|| {
                     Box::new(WebSocketContext::new(Role::Server, Some(config)))
                 });

@@ -30,6 +30,7 @@ use crate::runtime::{BoxFuture, Runtime, Transport};
 use crate::session::Session;
 use crate::shared::{HandlersCache, Shared};
 use crate::slot::{Info, Origin, SessionKey, Slot};
+use crate::turn_clock;
 use crate::unparker::Unparker;
 
 /// Bytes read per `poll_read`; the buffer is per thread, not per connection, so idle
@@ -715,10 +716,12 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
 
     /// Runs the handlers for the events taken, in order, until one must wait for the
     /// async handlers in flight. Returns whether it handled any.
-    fn dispatch(&mut self) -> bool {
+    fn dispatch(&mut self, now: Instant) -> bool {
         if self.events.is_empty() {
             return false;
         }
+        // Their writes take the turn's clock reading (see `turn_clock`).
+        let _clock = turn_clock::enter(Arc::as_ptr(&self.shared) as *const () as usize, now);
         let (version, handlers) = self.shared.take_handlers(&mut self.handlers);
         // Without async handlers (registered or still in flight), none of their steps.
         let gated = handlers.has_async() || self.in_flight.len() > 0;
@@ -997,7 +1000,7 @@ impl<R: Runtime, T: Transport> Future for Connection<R, T> {
                 None => this.exchange(cx, now),
             };
             progress |= found && !(this.finished && this.in_flight.len() > 0);
-            let handled = this.dispatch() | this.poll_in_flight(cx);
+            let handled = this.dispatch(now) | this.poll_in_flight(cx);
             handlers_ran |= handled;
             progress |= handled;
             progress |= this.write(cx);

@@ -58,6 +58,7 @@ mod shared;
 mod slot;
 mod sync;
 mod tcp;
+mod turn_clock;
 mod unparker;
 mod wait;
 

@@ -15,6 +15,7 @@ use melody_core::{
 use crate::runtime::Runtime;
 use crate::shared::Shared;
 use crate::slot::{Info, SessionKey, Slot};
+use crate::turn_clock;
 
 /// A connected session, WebSocket or event stream (olahol/melody's `*Session`). Cheap to clone; every
 /// clone names the same session. Methods that change the session lock its shard
@@ -100,6 +101,13 @@ impl<R: Runtime> fmt::Debug for Session<R> {
 }
 
 impl<R: Runtime> Session<R> {
+    /// The time a write is queued at: the running turn's, for a handler of this
+    /// instance (see `turn_clock`), else the clock's.
+    fn now(&self) -> std::time::Instant {
+        let instance = Arc::as_ptr(&self.shared) as *const () as usize;
+        turn_clock::current(instance).unwrap_or_else(|| self.shared.rt.now())
+    }
+
     fn with<T>(&self, op: impl FnOnce(&mut Hub<Slot>, SessionId) -> T) -> T {
         let shared = &self.shared;
         let id = self.info.key.id;
@@ -198,7 +206,7 @@ impl<R: Runtime> Session<R> {
         if text.len() > SMALL_WRITE_AT_MOST {
             return self.write_owned(Prepared::text(text));
         }
-        let now = self.shared.rt.now();
+        let now = self.now();
         self.with(|hub, id| hub.send_text(id, now, text))
     }
 
@@ -244,7 +252,7 @@ impl<R: Runtime> Session<R> {
         if data.len() > SMALL_WRITE_AT_MOST {
             return self.write_owned(Prepared::binary(data));
         }
-        let now = self.shared.rt.now();
+        let now = self.now();
         self.with(|hub, id| hub.send_binary(id, now, data))
     }
 
@@ -253,7 +261,7 @@ impl<R: Runtime> Session<R> {
     /// allocation and a reference count on its first clone). A small one is framed in
     /// the outbox instead (`Hub::send_text`), with no frame of its own at all.
     fn write_owned(&self, msg: Prepared) -> Delivery {
-        let now = self.shared.rt.now();
+        let now = self.now();
         let msg = Publication::from(msg);
         self.with(|hub, id| hub.send_publication(id, now, &msg))
     }
@@ -298,7 +306,7 @@ impl<R: Runtime> Session<R> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn write_prepared(&self, msg: &Prepared) -> Delivery {
-        let now = self.shared.rt.now();
+        let now = self.now();
         self.with(|hub, id| hub.send(id, now, msg))
     }
 
@@ -344,7 +352,7 @@ impl<R: Runtime> Session<R> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn write_event(&self, event: Event) -> Delivery {
-        let now = self.shared.rt.now();
+        let now = self.now();
         let msg = Publication::event(event);
         self.with(|hub, id| hub.send_publication(id, now, &msg))
     }
@@ -481,7 +489,7 @@ impl<R: Runtime> Session<R> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn close_with(&self, code: impl Into<CloseCode>, reason: &str) -> bool {
-        let now = self.shared.rt.now();
+        let now = self.now();
         let code = code.into();
         self.with(|hub, id| hub.close(id, now, code, reason))
     }
