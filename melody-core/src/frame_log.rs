@@ -106,16 +106,27 @@ impl FrameLogs {
 
     /// Where this fan-out holds `frame` in the log of `lane`, appending it if it is
     /// not there yet; `None` when the log cannot take it.
+    #[inline]
     pub(crate) fn position_in_fanout(&mut self, lane: FormLane, frame: &Prepared) -> Option<u64> {
         let (ptr, len) = (frame.frame().as_ptr() as usize, frame.wire_len());
         match self.appended[lane as usize] {
+            // Every recipient after the first: inlined into the fan-out's loop.
             Some((p, l, at)) if (p, l) == (ptr, len) => Some(at),
-            _ => {
-                let at = self.lane(lane).append(frame)?;
-                self.appended[lane as usize] = Some((ptr, len, at));
-                Some(at)
-            }
+            _ => self.append_in_fanout(lane, frame, (ptr, len)),
         }
+    }
+
+    /// The first recipient of a form in a fan-out appends its frame.
+    #[inline(never)]
+    fn append_in_fanout(
+        &mut self,
+        lane: FormLane,
+        frame: &Prepared,
+        key: (usize, usize),
+    ) -> Option<u64> {
+        let at = self.lane(lane).append(frame)?;
+        self.appended[lane as usize] = Some((key.0, key.1, at));
+        Some(at)
     }
 }
 

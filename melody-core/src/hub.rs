@@ -2175,7 +2175,10 @@ impl Fanout<'_> {
         ctx.index = id.index;
         let held = session.outbox.data_bytes();
         let mut ended = Outcome::default();
-        let admit = session.offer(ctx, self.msg, self.bounds, &mut ended);
+        let admit = match session.offer_logged_plain(ctx, self.msg, self.bounds, &mut ended) {
+            Some(admit) => admit,
+            None => session.offer(ctx, self.msg, self.bounds, &mut ended),
+        };
         ctx.budget.settle(held, session.outbox.data_bytes());
         count(&mut self.delivery, admit);
         if matches!(admit, Admit::Disconnect { .. }) && ended != Outcome::default() {

@@ -553,7 +553,28 @@ impl Outbox {
 
     /// Makes room for a message of `len` bytes under the bounds, policy and budget:
     /// how many older messages it evicted, or why the message is refused.
+    #[inline(always)]
     fn make_room(
+        &mut self,
+        len: usize,
+        bounds: Bounds,
+        budget_room: usize,
+        logs: &mut FrameLogs,
+    ) -> Result<usize, Admit> {
+        // The usual answer, inlined into every delivery: it fits as it is.
+        let fits = !self.sealed
+            && self.data_len() < bounds.messages
+            && bounds.bytes.is_none_or(|max| self.data_bytes + len <= max)
+            && len <= budget_room;
+        if fits {
+            return Ok(0);
+        }
+        self.make_room_otherwise(len, bounds, budget_room, logs)
+    }
+
+    /// [`Outbox::make_room`] when the message does not simply fit.
+    #[inline(never)]
+    fn make_room_otherwise(
         &mut self,
         len: usize,
         bounds: Bounds,

@@ -326,6 +326,7 @@ impl<'a> Ctx<'a> {
     /// Where `offer`, of the form `lane`, is held in the hub's log of that form, and
     /// its length: a plain frame of a fan-out, up to 1 KiB, is (appended once per
     /// publication) unless the log is full.
+    #[inline]
     fn logged(&mut self, offer: &Offer<'_>, lane: FormLane) -> Option<(u64, usize)> {
         let Offer::Copy(frame) = offer else {
             return None;
@@ -347,6 +348,13 @@ impl<'a> Ctx<'a> {
         }
         self.write_tick
     }
+}
+
+/// What a session queues: a position in a frame log, or a message in a form of its
+/// own.
+enum Queue<'a> {
+    Logged { lane: FormLane, at: u64, len: usize },
+    Form(Offer<'a>),
 }
 
 /// What [`Hub::poll_transmit`](crate::Hub::poll_transmit) asks of the driver.
@@ -1180,10 +1188,66 @@ impl<U> SessionMachine<U> {
         ended: &mut Outcome,
     ) -> Admit {
         let lane = self.form_lane();
-        let logged = ctx.logged(&form, lane);
+        match ctx.logged(&form, lane) {
+            Some((at, len)) => self.queue(ctx, Queue::Logged { lane, at, len }, bounds, ended),
+            None => self.queue(ctx, Queue::Form(form), bounds, ended),
+        }
+    }
+
+    /// [`SessionMachine::offer`] in a fan-out, for the usual recipient: a WebSocket
+    /// session that takes the publication's plain frame (in its own kind or binary),
+    /// with no positions, compression or `Sent` events. Its position in the frame log
+    /// is all it queues, reached without the general path's steps (most of a
+    /// delivery's instructions were those). `None`: take the general path.
+    #[inline(always)]
+    pub(crate) fn offer_logged_plain(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        msg: &Publication,
+        bounds: Bounds,
+        ended: &mut Outcome,
+    ) -> Option<Admit> {
+        if self.kind != SessionKind::WebSocket
+            || self.positions
+            || !ctx.log_frames
+            || ctx.config.sent_events
+            || !self.takes_data()
+        {
+            return None;
+        }
+        let frame = msg.frame_for(self.binary_writes);
+        let len = frame.wire_len();
+        let compresses = self.compressed
+            && self.deflate.is_some()
+            && frame.payload_len() >= ctx.config.compression_threshold;
+        if compresses || len > LOG_AT_MOST {
+            return None;
+        }
+        let lane = if self.binary_writes {
+            FormLane::BinaryFrame
+        } else {
+            FormLane::Frame
+        };
+        let at = ctx.copies.frames.position_in_fanout(lane, frame)?;
+        Some(self.queue(ctx, Queue::Logged { lane, at, len }, bounds, ended))
+    }
+
+    /// Queues a message within its bounds and the memory budget, and counts what that
+    /// dropped.
+    #[inline(always)]
+    fn queue(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        what: Queue<'_>,
+        bounds: Bounds,
+        ended: &mut Outcome,
+    ) -> Admit {
         // Claimed before it is queued (see `MemoryBudget::claim`); without the claim, the
         // room left decides, and evicting older messages (`DropOldest`) may make enough.
-        let len = form.wire_len();
+        let len = match &what {
+            Queue::Logged { len, .. } => *len,
+            Queue::Form(form) => form.wire_len(),
+        };
         let claimed = ctx.budget.claim(len);
         let room = if claimed {
             usize::MAX
@@ -1194,9 +1258,11 @@ impl<U> SessionMachine<U> {
         // message into an empty one arms it (and reads the timers at all).
         let was_empty = self.outbox.is_empty();
         let (bounds, log) = (self.bounds(bounds), &mut ctx.copies.frames);
-        let admit = match logged {
-            Some((at, len)) => self.outbox.push_logged(lane, at, len, bounds, room, log),
-            None => self.outbox.push_data_within(form, bounds, room, log),
+        let admit = match what {
+            Queue::Logged { lane, at, len } => {
+                self.outbox.push_logged(lane, at, len, bounds, room, log)
+            }
+            Queue::Form(form) => self.outbox.push_data_within(form, bounds, room, log),
         };
         if claimed && !matches!(admit, Admit::Queued { .. }) {
             ctx.budget.unclaim(len);
@@ -1299,6 +1365,7 @@ impl<U> SessionMachine<U> {
     /// A message in the form this WebSocket session sends it: compressed when it agreed
     /// to permessage-deflate and the message reaches the threshold.
     /// `frame` is the session's form of `msg` (see `form_of`).
+    #[inline]
     fn outgoing<'a>(&self, ctx: &mut Ctx<'_>, msg: &Publication, frame: &'a Prepared) -> Offer<'a> {
         if !self.compressed {
             return Offer::plain(frame, ctx.config.sent_events);
