@@ -465,6 +465,7 @@ impl<U> SessionMachine<U> {
     /// Bytes the session holds of inbound frames and messages not yet complete (the
     /// gate's partial frame and what tungstenite holds of a fragmented message): what
     /// a global memory budget charges for input in progress.
+    #[inline]
     pub(crate) fn held_inbound_bytes(&self) -> usize {
         match &self.phase {
             Phase::Open { gate, .. } => gate.held_bytes(),
@@ -477,12 +478,19 @@ impl<U> SessionMachine<U> {
     /// cannot take the growth, the partial data is discarded and the session closed
     /// with 1013: new inbound data is refused, never held past the budget. The hub
     /// calls this after every operation on the session.
+    #[inline]
     pub(crate) fn settle_inbound(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
         let held = self.held_inbound_bytes();
         if held == self.inbound_charged {
             // The usual answer, after every operation: nothing changed.
             return Outcome::default();
         }
+        self.settle_inbound_change(ctx, held)
+    }
+
+    /// [`SessionMachine::settle_inbound`] when the bytes held changed.
+    #[inline(never)]
+    fn settle_inbound_change(&mut self, ctx: &mut Ctx<'_>, held: usize) -> Outcome {
         if held < self.inbound_charged {
             ctx.budget.release(self.inbound_charged - held);
             self.inbound_charged = held;

@@ -87,9 +87,14 @@ fn try_away(
 /// Polls `$call` on the registered stream, or fails with why it is not there.
 macro_rules! on_stream {
     ($self:ident, $stream:ident => $call:expr) => {
-        match $self.registered() {
-            Ok($stream) => $call,
-            Err(err) => Poll::Ready(Err(err)),
+        // Registered is the usual state: straight to the stream, without the call
+        // that rejoins the reactor.
+        match &mut $self.0 {
+            Socket::Registered($stream) => $call,
+            _ => match $self.registered() {
+                Ok($stream) => $call,
+                Err(err) => Poll::Ready(Err(err)),
+            },
         }
     };
 }

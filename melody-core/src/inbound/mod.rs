@@ -294,6 +294,7 @@ impl InboundGate {
 
     /// The bytes this session holds of frames and messages not yet complete: the
     /// partial frame kept here, and what tungstenite holds of a fragmented message.
+    #[inline]
     pub(crate) fn held_bytes(&self) -> usize {
         self.state.as_ref().map_or(0, |s| {
             let partial = if s.partial_handed_out {
