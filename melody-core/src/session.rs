@@ -1204,9 +1204,10 @@ impl<U> SessionMachine<U> {
 
     /// [`SessionMachine::offer`] in a fan-out, for the usual recipient: a WebSocket
     /// session that takes the publication's plain frame (in its own kind or binary),
-    /// with no positions, compression or `Sent` events. Its position in the frame log
-    /// is all it queues, reached without the general path's steps (most of a
-    /// delivery's instructions were those). `None`: take the general path.
+    /// with no positions or compression, or an event stream that takes its event; no
+    /// `Sent` events. Its position in the frame log is all it queues, reached without
+    /// the general path's steps (most of a delivery's instructions were those).
+    /// `None`: take the general path.
     #[inline(always)]
     pub(crate) fn offer_logged_plain(
         &mut self,
@@ -1215,27 +1216,33 @@ impl<U> SessionMachine<U> {
         bounds: Bounds,
         ended: &mut Outcome,
     ) -> Option<Admit> {
-        if self.kind != SessionKind::WebSocket
-            || self.positions
-            || !ctx.log_frames
-            || ctx.config.sent_events
-            || !self.takes_data()
-        {
+        if !ctx.log_frames || ctx.config.sent_events || !self.takes_data() {
             return None;
         }
-        let frame = msg.frame_for(self.binary_writes);
-        let len = frame.wire_len();
-        let compresses = self.compressed
-            && self.deflate.is_some()
-            && frame.payload_len() >= ctx.config.compression_threshold;
-        if compresses || len > LOG_AT_MOST {
-            return None;
-        }
-        let lane = if self.binary_writes {
-            FormLane::BinaryFrame
-        } else {
-            FormLane::Frame
+        let (frame, lane) = match self.kind {
+            SessionKind::WebSocket if !self.positions => {
+                let frame = msg.frame_for(self.binary_writes);
+                let compresses = self.compressed
+                    && self.deflate.is_some()
+                    && frame.payload_len() >= ctx.config.compression_threshold;
+                if compresses {
+                    return None;
+                }
+                let lane = if self.binary_writes {
+                    FormLane::BinaryFrame
+                } else {
+                    FormLane::Frame
+                };
+                (frame, lane)
+            }
+            // No event (a binary message): the general path skips it.
+            SessionKind::EventStream => (msg.event_for(self.chunked)?, self.form_lane()),
+            SessionKind::WebSocket => return None,
         };
+        let len = frame.wire_len();
+        if len > LOG_AT_MOST {
+            return None;
+        }
         let at = ctx.copies.frames.position_in_fanout(lane, frame)?;
         Some(self.queue(ctx, Queue::Logged { lane, at, len }, bounds, ended))
     }
