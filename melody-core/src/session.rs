@@ -1157,13 +1157,10 @@ impl<U> SessionMachine<U> {
         if !self.takes_data() {
             return Some(Admit::Closed);
         }
-        let compresses = self.compressed
-            && self.deflate.is_some()
-            && payload.len() >= ctx.config.compression_threshold;
         if self.kind != SessionKind::WebSocket
             || self.positions
             || ctx.config.sent_events
-            || compresses
+            || self.compresses(ctx, payload.len())
             || payload.len() > ENCODE_AT_MOST
         {
             return None;
@@ -1177,6 +1174,13 @@ impl<U> SessionMachine<U> {
         Some(self.queue_form(ctx, Offer::Encode { kind, payload }, bounds, ended))
     }
 
+    /// Whether a message with a payload of `len` bytes goes compressed to this session
+    /// (then `outgoing` picks how), rather than as its plain frame.
+    #[inline]
+    fn compresses(&self, ctx: &Ctx<'_>, len: usize) -> bool {
+        self.compressed && self.deflate.is_some() && len >= ctx.config.compression_threshold
+    }
+
     /// Whether data may still be queued. A session awaiting its verdict queues data
     /// too (for the topics it was subscribed to meanwhile): it goes out behind the 101,
     /// or is dropped on refusal.
@@ -1185,8 +1189,8 @@ impl<U> SessionMachine<U> {
             && (matches!(self.phase, Phase::Open { .. } | Phase::Stream) || self.is_awaiting())
     }
 
-    /// Queues a message in the form this session takes, within its bounds and the
-    /// memory budget, and counts what that dropped.
+    /// Queues a message in the form this session takes: at its position in a fan-out's
+    /// frame log when the log holds it, else as an entry of its own (see `queue`).
     #[inline(always)]
     fn queue_form(
         &mut self,
@@ -1222,10 +1226,7 @@ impl<U> SessionMachine<U> {
         let (frame, lane) = match self.kind {
             SessionKind::WebSocket if !self.positions => {
                 let frame = msg.frame_for(self.binary_writes);
-                let compresses = self.compressed
-                    && self.deflate.is_some()
-                    && frame.payload_len() >= ctx.config.compression_threshold;
-                if compresses {
+                if self.compresses(ctx, frame.payload_len()) {
                     return None;
                 }
                 let lane = if self.binary_writes {
@@ -1382,15 +1383,10 @@ impl<U> SessionMachine<U> {
     /// `frame` is the session's form of `msg` (see `form_of`).
     #[inline]
     fn outgoing<'a>(&self, ctx: &mut Ctx<'_>, msg: &Publication, frame: &'a Prepared) -> Offer<'a> {
-        if !self.compressed {
-            return Offer::plain(frame, ctx.config.sent_events);
-        }
-        let Some(params) = self.deflate else {
-            return Offer::plain(frame, ctx.config.sent_events);
+        let params = match self.deflate {
+            Some(params) if self.compresses(ctx, frame.payload_len()) => params,
+            _ => return Offer::plain(frame, ctx.config.sent_events),
         };
-        if frame.payload_len() < ctx.config.compression_threshold {
-            return Offer::plain(frame, ctx.config.sent_events);
-        }
         // A dedicated compressor without context takeover would produce exactly the
         // shared copy: share it instead.
         if self.compression == Compression::Dedicated && !params.server_no_context_takeover {
