@@ -371,14 +371,8 @@ fn push_plain(data: &mut VecDeque<Queued>, frame: &Prepared) {
         data.push_back(Queued::One(Outgoing::new(frame.clone(), Wire::Plain)));
         return;
     }
-    data.push_back(Queued::One(Outgoing::Inline(InlineFrame {
-        bytes: [0; INLINE_AT_MOST],
-        len: len as u8,
-        header_len: frame.header_len(),
-        kind: frame.kind(),
-    })));
-    if let Some(Queued::One(Outgoing::Inline(inline))) = data.back_mut() {
-        inline.bytes[..len].copy_from_slice(frame.frame());
+    if let Some(bytes) = push_inline(data, len, frame.header_len(), frame.kind()) {
+        bytes.copy_from_slice(frame.frame());
     }
 }
 
@@ -391,22 +385,35 @@ fn push_encoded(data: &mut VecDeque<Queued>, kind: MessageKind, payload: &[u8]) 
         data.push_back(Queued::One(Outgoing::new(frame, Wire::Plain)));
         return;
     }
-    let len = 2 + payload.len();
-    data.push_back(Queued::One(Outgoing::Inline(InlineFrame {
-        bytes: [0; INLINE_AT_MOST],
-        len: len as u8,
-        header_len: 2,
-        kind,
-    })));
-    if let Some(Queued::One(Outgoing::Inline(inline))) = data.back_mut() {
+    if let Some(bytes) = push_inline(data, 2 + payload.len(), 2, kind) {
         let opcode = match kind {
             MessageKind::Text => 0x1,
             MessageKind::Binary => 0x2,
         };
         // FIN and the opcode, then the length in its 7-bit form (RFC 6455 §5.2).
-        inline.bytes[0] = 0x80 | opcode;
-        inline.bytes[1] = (len - 2) as u8;
-        inline.bytes[2..len].copy_from_slice(payload);
+        bytes[0] = 0x80 | opcode;
+        bytes[1] = payload.len() as u8;
+        bytes[2..].copy_from_slice(payload);
+    }
+}
+
+/// Pushes an inline entry of `len` bytes (at most [`INLINE_AT_MOST`]) and lends its
+/// bytes to be filled where they lie.
+fn push_inline(
+    data: &mut VecDeque<Queued>,
+    len: usize,
+    header_len: u8,
+    kind: MessageKind,
+) -> Option<&mut [u8]> {
+    data.push_back(Queued::One(Outgoing::Inline(InlineFrame {
+        bytes: [0; INLINE_AT_MOST],
+        len: len as u8,
+        header_len,
+        kind,
+    })));
+    match data.back_mut() {
+        Some(Queued::One(Outgoing::Inline(inline))) => inline.bytes.get_mut(..len),
+        _ => None,
     }
 }
 

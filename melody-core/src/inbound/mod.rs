@@ -63,8 +63,8 @@ pub(crate) enum Step<'a> {
 ///
 /// Such a frame needs nothing of tungstenite's state (fragments, close handshake), and
 /// is most of what a busy session reads: taking it here saves tungstenite's second
-/// parse of the header, its buffer and its read loop, about a tenth of an echo's
-/// user-space instructions. Every other frame still goes through tungstenite.
+/// parse of the header, its buffer and its read loop (about 200 of an echo's 8,650
+/// instructions when it came in). Every other frame still goes through tungstenite.
 pub(crate) struct Whole<'a> {
     /// The frame as it came, header included.
     pub(crate) frame: &'a [u8],
