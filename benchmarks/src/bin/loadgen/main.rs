@@ -6,7 +6,7 @@
 //! loadgen broadcast --url ws://127.0.0.1:6000/ws --server-pid PID [--subscribers 1000] [--window 64] [--messages 2000] [--size 64]
 //! loadgen chat      --url ws://127.0.0.1:6000/ws --server-pid PID [--subscribers 1000] [--window 64] [--messages 2000] [--offer-deflate 1]
 //! loadgen echo      --url ws://127.0.0.1:6000/echo --server-pid PID [--connections 50] [--messages 200000] [--size 64]
-//! loadgen rate      --url ws://127.0.0.1:6000/ws --server-pid PID [--subscribers 1000] [--rate 10] [--messages 100]
+//! loadgen rate      --url ws://127.0.0.1:6000/ws --server-pid PID [--subscribers 1000] [--rate 10] [--messages 100] [--warm-up 2]
 //! loadgen idle      --url ws://127.0.0.1:6000/ws --server-pid PID [--connections 10000] [--hold 10]
 //! loadgen slow      --url ws://127.0.0.1:6000/ws --stats 127.0.0.1:7000 --server-pid PID [--subscribers 1000] [--slow 100] [--rate 200] [--messages 4000] [--size 64] [--slow-rcvbuf 4096] [--slow-mss 536]
 //! loadgen churn     --url ws://127.0.0.1:6000/echo --stats 127.0.0.1:7000 --server-pid PID [--cycles 100000] [--warmup 1000] [--concurrency 32] [--source-addrs 16]
