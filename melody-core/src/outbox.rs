@@ -297,6 +297,12 @@ pub(crate) struct Outbox {
     sealed: bool,
     /// An empty close was reached with nothing left in flight.
     closed_without_bytes: bool,
+    /// The driver may report the bytes in flight at its next turn rather than at once
+    /// (`Hub::report_may_wait`); cleared by its report.
+    pub(crate) report_waits: bool,
+    /// The write deadline passed while the report waited: the driver's next turn
+    /// reports progress, or the session fails then.
+    pub(crate) write_overdue: bool,
 }
 
 /// What the outbox queues and has in flight.
@@ -874,6 +880,9 @@ impl Outbox {
         mut done: impl FnMut(Completed),
     ) {
         let taken = batch.consume(n);
+        // Reported: the driver is back in its usual round.
+        self.report_waits = false;
+        self.write_overdue = false;
         let Some(lanes) = self.lanes.as_deref_mut() else {
             return;
         };

@@ -18,6 +18,7 @@ mod history;
 mod inbound;
 mod keepalive;
 mod outbox;
+mod report_wait;
 mod scale;
 mod settings;
 mod small_writes;
