@@ -250,6 +250,7 @@ macro_rules! __with_every_case {
             pings_sent_every_period,
             silent_client_cut_after_pong_wait,
             answering_client_stays_connected,
+            answered_client_quiet_past_write_wait_stays_connected,
             stalled_reader_cut_after_write_wait,
             // quiet sessions without a task
             quiet_sessions_park_and_wake_for_every_kind_of_wakeup,

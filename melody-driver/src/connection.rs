@@ -92,6 +92,11 @@ pub struct Connection<R: Runtime, T: Transport> {
     read_blocked: bool,
     /// Bytes read in this poll, against [`READ_BUDGET_PER_POLL`].
     read_this_poll: usize,
+    /// The last exchange handed out a batch whose report may wait for the next turn
+    /// (`Hub::report_may_wait`), and registered the task's waker for it.
+    report_may_wait: bool,
+    /// This poll's handlers took a message (text or binary) the peer sent.
+    answered_message: bool,
     finished: bool,
     disconnected: bool,
     done: bool,
@@ -147,6 +152,8 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             read_done: false,
             read_blocked: false,
             read_this_poll: 0,
+            report_may_wait: false,
+            answered_message: false,
             finished: false,
             disconnected: false,
             done: false,
@@ -498,6 +505,7 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         let mut request_info = None;
         let mut trimmed = false;
         let mut quiet = false;
+        let mut may_wait = false;
         #[cfg(any(feature = "tracing", feature = "metrics"))]
         let refused_facts = &mut self.refused_facts;
         #[cfg(feature = "metrics")]
@@ -505,6 +513,12 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         let (found, finished) = self.shared.shards[self.shard].with(&self.shared.clock, |hub| {
             // Input first, as when it was fed in a call of its own before this one.
             if !input.is_empty() {
+                // The task is running and takes what its input brings in this very
+                // call: no wakeup for that (it would only poll the task once more). It
+                // registers again below if it is to wait.
+                if let Some(slot) = hub.user_mut(id) {
+                    let _ = slot.waker.take();
+                }
                 let _ = hub.handle_input(id, now, input);
             }
             if written > 0 {
@@ -538,12 +552,19 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             if !found {
                 trimmed = batch.is_empty() && hub.trim(id);
                 quiet = trimmed && hub.is_quiet(id);
+            } else {
+                // A batch whose report may wait: the turn that writes it all may end
+                // without another exchange, so the task waits here already.
+                may_wait = matches!(transmit, Transmit::Write(1..)) && hub.report_may_wait(id);
+            }
+            if !found || may_wait {
                 if let Some(slot) = hub.user_mut(id) {
                     slot.waker.register(cx.waker());
                 }
             }
             (found, finished)
         });
+        self.report_may_wait = may_wait;
         #[cfg(feature = "metrics")]
         if let Some(stats) = sampled {
             self.observer.sample(stats);
@@ -737,8 +758,10 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
                 }
             }
             handled = true;
-            if matches!(event, Event::Disconnect { .. }) {
-                self.disconnected = true;
+            match event {
+                Event::Disconnect { .. } => self.disconnected = true,
+                Event::Text(_) | Event::Binary(_) => self.answered_message = true,
+                _ => {}
             }
             self.observe(&event);
             // Lent to the handlers, not cloned: a clone is two reference counts.
@@ -837,6 +860,22 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         }
     }
 
+    /// Whether this poll may end now, its report of the bytes just written left to the
+    /// next turn (`Hub::report_may_wait`): the write took the whole batch, handed out
+    /// in answer to a message the peer sent in this poll; the transport holds the read
+    /// waker and the hub the task's; no event waits for handlers. A session that takes
+    /// and answers messages then costs one exchange with the hub per message, not two;
+    /// one that falls quiet is woken at its write deadline to report.
+    fn reply_written(&self) -> bool {
+        self.report_may_wait
+            && self.answered_message
+            && self.read_blocked
+            && self.events.is_empty()
+            && self.in_flight.len() == 0
+            && !self.finished
+            && self.unreported == self.batch.unwritten_bytes()
+    }
+
     fn release(&mut self) {
         #[cfg(unix)]
         if let Some(watched) = self.watched.take() {
@@ -847,7 +886,15 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         }
         self.done = true;
         let info = self.session.as_ref().map(|s| s.info.clone());
-        let _ = self.with_hub(|hub, id| {
+        // Written but not yet reported (a reply's report waits for the next turn).
+        let written = std::mem::take(&mut self.unreported);
+        let now = self.shared.rt.now();
+        let (batch, id) = (&mut self.batch, self.id);
+        let shard = &self.shared.shards[self.shard];
+        let _ = shard.with(&self.shared.clock, |hub| {
+            if written > 0 {
+                let _ = hub.handle_transmitted(id, now, written, batch);
+            }
             // Handles outlive the session: keep its last counters for them, under the
             // lock that releases it, so `Session::stats` sees one or the other.
             if let (Some(info), Some(stats)) = (info, hub.session_stats(id)) {
@@ -979,6 +1026,7 @@ impl<R: Runtime, T: Transport> Future for Connection<R, T> {
         this.unwatch_late();
         this.read_blocked = false;
         this.read_this_poll = 0;
+        this.answered_message = false;
         // One clock read serves every turn until handlers run: they may take long, the
         // rest of a turn does not.
         let mut now = this.shared.rt.now();
@@ -1003,7 +1051,13 @@ impl<R: Runtime, T: Transport> Future for Connection<R, T> {
             let handled = this.dispatch(now) | this.poll_in_flight(cx);
             handlers_ran |= handled;
             progress |= handled;
-            progress |= this.write(cx);
+            if this.write(cx) {
+                if this.reply_written() {
+                    // Reported by the next turn: the peer's next message, or a wakeup.
+                    return Poll::Pending;
+                }
+                progress = true;
+            }
             if this.finished && this.disconnected && this.events.is_empty() {
                 let closed = match this.transport.as_mut() {
                     Some(transport) => transport.poll_close(cx),

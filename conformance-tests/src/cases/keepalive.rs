@@ -144,6 +144,46 @@ pub fn answering_client_stays_connected<B: Backend>() {
     );
 }
 
+/// A client that sends messages, reads every answer and then falls quiet outlives
+/// `write_wait` (300 ms) several times over: the answers it read were written, whenever
+/// the server got round to counting them. Its next message is answered as before.
+pub fn answered_client_quiet_past_write_wait_stays_connected<B: Backend>() {
+    let rec = Recorder::new();
+    let server = Server::<B>::serve(config().write_wait(WRITE_WAIT), |m| {
+        rec.lifecycle(m);
+        echo(m);
+    });
+    let mut client = Client::connect(server.addr, "/");
+    for i in 0..5 {
+        let text = format!("message {i}");
+        client.send_text(&text);
+        assert_eq!(client.recv_text(), text);
+    }
+    let quiet = Instant::now();
+    while quiet.elapsed() < WRITE_WAIT * 4 {
+        match client.try_recv(Duration::from_millis(50)) {
+            Ok(Message::Ping(_)) | Err(RecvError::Timeout) => {}
+            Ok(other) => panic!("unexpected {}", crate::client::describe(&other)),
+            Err(RecvError::Closed(e)) => {
+                panic!("a quiet client was cut after {:?}: {e}", quiet.elapsed())
+            }
+        }
+    }
+    client.send_text("still here");
+    assert_eq!(client.recv_text(), "still here");
+    let session = server.session(client.local);
+    assert!(!session.is_closed());
+    let calls = rec.of(client.local);
+    assert!(
+        !calls
+            .iter()
+            .any(|c| matches!(c, Call::Error(_) | Call::Disconnect)),
+        "{calls:?}"
+    );
+    // The five answers were counted sent, whenever their report came.
+    assert!(session.stats().sent >= 5, "{:?}", session.stats());
+}
+
 /// A client that stops reading while 16 MiB are written to it is cut once no byte has
 /// been taken for `write_wait` (300 ms), with `on_error(WriteTimeout)`, and not before
 /// `write_wait` has passed since the writes started. When it reads at last, it gets
