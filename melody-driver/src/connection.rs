@@ -501,6 +501,7 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         let shard = self.shard as u32;
         let written = std::mem::take(&mut self.unreported);
         let (events, batch, id) = (&mut self.events, &mut self.batch, self.id);
+        let rt = &self.shared.rt;
         let mut connected_info = None;
         let mut request_info = None;
         let mut trimmed = false;
@@ -514,10 +515,13 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             // Input first, as when it was fed in a call of its own before this one.
             if !input.is_empty() {
                 // The task is running and takes what its input brings in this very
-                // call: no wakeup for that (it would only poll the task once more). It
+                // call: waking it for that would only poll it once more, which only
+                // some runtimes want (`Runtime::polls_again_after_input`). It
                 // registers again below if it is to wait.
-                if let Some(slot) = hub.user_mut(id) {
-                    let _ = slot.waker.take();
+                if !rt.polls_again_after_input() {
+                    if let Some(slot) = hub.user_mut(id) {
+                        let _ = slot.waker.take();
+                    }
                 }
                 let _ = hub.handle_input(id, now, input);
             }

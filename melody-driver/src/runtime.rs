@@ -30,6 +30,16 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     fn sleep_until(&self, deadline: Instant) -> BoxFuture;
     /// The runtime's clock (a test runtime may pause or advance it).
     fn now(&self) -> Instant;
+    /// Whether a connection task that took input in a poll should be polled once more
+    /// soon after (its own input wakes it), rather than only when the transport is
+    /// readable again. Where readiness reaches tasks on the executor's own thread
+    /// (tokio), that poll is mostly wasted: say `false`. Where the reactor may run on
+    /// another thread (async-io, under smol and async-std), it often finds the peer's
+    /// next message and spares a wakeup from there: `true`, the default. It changes
+    /// the cost of a message, never what happens.
+    fn polls_again_after_input(&self) -> bool {
+        true
+    }
 }
 
 /// A byte stream the driver reads and writes: a TCP socket, a TLS stream, an upgraded
