@@ -1059,8 +1059,9 @@ impl<U> Hub<U> {
     /// Whether the bytes [`Hub::poll_transmit`] just handed out for a session may be
     /// reported written at the driver's next turn (when it next reads input or is woken
     /// from the ready list) rather than in a call of their own at once: the session is
-    /// open, nothing waits on their report (no [`Event::Sent`], no close frame among
-    /// them), and no write deadline passed with bytes unreported. A driver that wrote
+    /// open, the batch holds data messages only (no handshake response, control frame
+    /// or close, whose report the session's next step waits on), no [`Event::Sent`]
+    /// waits on them, and no write deadline passed with bytes unreported. A driver that wrote
     /// the whole batch may then wait for its next wakeup, keeping the written count to
     /// report first thing then; it must have its wakers in place as for any wait.
     /// Until that report, anything queued for the session makes it ready (it is not

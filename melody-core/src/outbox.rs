@@ -487,6 +487,16 @@ impl Outbox {
         self.lanes.as_ref().is_some_and(|l| !l.in_flight.is_empty())
     }
 
+    /// Whether everything in flight is data messages (no handshake response, control
+    /// frame or close among it).
+    pub(crate) fn in_flight_is_data(&self) -> bool {
+        self.lanes.as_ref().is_some_and(|l| {
+            l.in_flight
+                .iter()
+                .all(|f| matches!(f, Flight::Run { .. } | Flight::Kept { .. }))
+        })
+    }
+
     /// Whether anything waits to be handed to the transport.
     pub(crate) fn has_unsent(&self) -> bool {
         self.lanes.as_ref().is_some_and(|l| l.has_unsent())

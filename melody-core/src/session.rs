@@ -466,8 +466,9 @@ impl<U> SessionMachine<U> {
     }
 
     /// Whether the driver may report the bytes it was just handed at its next turn
-    /// rather than at once: nothing waits on their report (no `Sent` events, no close
-    /// frame among them) and the session is open. Once it may, bytes queued meanwhile
+    /// rather than at once: they are data messages only (not the handshake's response,
+    /// a ping or a close, whose report the session's next step waits on), no `Sent`
+    /// event waits on them, and the session is open. Once it may, bytes queued meanwhile
     /// make the session ready (the driver is not coming back on its own), and a write
     /// deadline that passes before the report is checked at that turn
     /// (`Outbox::write_overdue`).
@@ -475,6 +476,7 @@ impl<U> SessionMachine<U> {
         let may = !sent_events
             && matches!(self.phase, Phase::Open { .. })
             && self.outbox.has_in_flight()
+            && self.outbox.in_flight_is_data()
             && !self.outbox.is_sealed()
             && !self.outbox.write_overdue;
         self.outbox.report_waits = may;

@@ -125,7 +125,7 @@ fn anything_queued_while_the_report_waits_makes_the_session_ready() {
 }
 
 #[test]
-fn the_report_may_not_wait_for_sent_events_a_close_or_nothing_handed_out() {
+fn the_report_may_not_wait_for_sent_events_a_close_a_ping_or_nothing_handed_out() {
     let t0 = Instant::now();
     let (mut hub, id) = open(Config::default().sent_events(true), t0);
     let _batch = hand_out(&mut hub, id, t0, "watched");
@@ -139,6 +139,16 @@ fn the_report_may_not_wait_for_sent_events_a_close_or_nothing_handed_out() {
         !hub.report_may_wait(id),
         "the close frame waits on the report"
     );
+
+    let (mut hub, id) = open(Config::default().ping_period(Duration::from_secs(5)), t0);
+    let tick = t0 + Duration::from_secs(6);
+    hub.handle_timeout(tick);
+    let mut batch = Batch::new();
+    assert!(matches!(
+        hub.poll_transmit(id, tick, &mut batch),
+        Transmit::Write(1)
+    ));
+    assert!(!hub.report_may_wait(id), "a ping is not data");
 
     let (mut hub, id) = open(Config::default(), t0);
     hub.release(id);
