@@ -1061,14 +1061,16 @@ impl<U> Hub<U> {
     /// from the ready list) rather than in a call of their own at once: the session is
     /// open, the batch holds data messages only (no handshake response, control frame
     /// or close, whose report the session's next step waits on), no [`Event::Sent`]
-    /// waits on them, and no write deadline passed with bytes unreported. A driver that wrote
-    /// the whole batch may then wait for its next wakeup, keeping the written count to
-    /// report first thing then; it must have its wakers in place as for any wait.
-    /// Until that report, anything queued for the session makes it ready (it is not
-    /// coming back on its own), and a write deadline that passes makes it ready instead
-    /// of failing it: its next turn reports what was written, or, reporting nothing,
-    /// [`Hub::poll_transmit`] fails it then with [`SessionError::WriteTimeout`](crate::SessionError::WriteTimeout).
-    /// `false` for an unknown session, and for a batch already reported.
+    /// waits on them, and no write deadline passed with bytes unreported.
+    ///
+    /// A driver that wrote the whole batch may then wait for its next wakeup, keeping
+    /// the written count to report first thing then; it must have its wakers in place
+    /// as for any wait. Until that report, anything queued for the session makes it
+    /// ready (it is not coming back on its own), and a write deadline that passes
+    /// makes it ready instead of failing it: its next turn reports what was written,
+    /// or, reporting nothing, [`Hub::poll_transmit`] fails it then with
+    /// [`SessionError::WriteTimeout`](crate::SessionError::WriteTimeout). `false` for
+    /// an unknown session, and for a batch already reported.
     ///
     /// ```
     /// # use std::time::Instant;

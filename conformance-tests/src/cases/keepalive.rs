@@ -118,23 +118,28 @@ pub fn answering_client_stays_connected<B: Backend>() {
         echo(m);
     });
     let mut client = Client::connect(server.addr, "/");
+    stays_connected_for(&mut client, pong_wait * 4, "an answering client");
+    still_answered(&server, &rec, &mut client);
+}
+
+/// Reads for `span`, taking pings and silence; panics if the connection ends.
+fn stays_connected_for(client: &mut Client, span: Duration, who: &str) {
     let start = Instant::now();
-    while start.elapsed() < pong_wait * 4 {
+    while start.elapsed() < span {
         match client.try_recv(Duration::from_millis(50)) {
             Ok(Message::Ping(_)) | Err(RecvError::Timeout) => {}
             Ok(other) => panic!("unexpected {}", crate::client::describe(&other)),
-            Err(RecvError::Closed(e)) => {
-                panic!(
-                    "an answering client was cut after {:?}: {e}",
-                    start.elapsed()
-                )
-            }
+            Err(RecvError::Closed(e)) => panic!("{who} was cut after {:?}: {e}", start.elapsed()),
         }
     }
+}
+
+/// The client's next message is echoed, its session is open, and its handlers saw no
+/// error and no disconnect.
+fn still_answered<B: Backend>(server: &Server<B>, rec: &Recorder, client: &mut Client) {
     client.send_text("still here");
     assert_eq!(client.recv_text(), "still here");
-    let session = server.session(client.local);
-    assert!(!session.is_closed());
+    assert!(!server.session(client.local).is_closed());
     let calls = rec.of(client.local);
     assert!(
         !calls
@@ -159,29 +164,11 @@ pub fn answered_client_quiet_past_write_wait_stays_connected<B: Backend>() {
         client.send_text(&text);
         assert_eq!(client.recv_text(), text);
     }
-    let quiet = Instant::now();
-    while quiet.elapsed() < WRITE_WAIT * 4 {
-        match client.try_recv(Duration::from_millis(50)) {
-            Ok(Message::Ping(_)) | Err(RecvError::Timeout) => {}
-            Ok(other) => panic!("unexpected {}", crate::client::describe(&other)),
-            Err(RecvError::Closed(e)) => {
-                panic!("a quiet client was cut after {:?}: {e}", quiet.elapsed())
-            }
-        }
-    }
-    client.send_text("still here");
-    assert_eq!(client.recv_text(), "still here");
-    let session = server.session(client.local);
-    assert!(!session.is_closed());
-    let calls = rec.of(client.local);
-    assert!(
-        !calls
-            .iter()
-            .any(|c| matches!(c, Call::Error(_) | Call::Disconnect)),
-        "{calls:?}"
-    );
+    stays_connected_for(&mut client, WRITE_WAIT * 4, "a quiet client");
+    still_answered(&server, &rec, &mut client);
     // The five answers were counted sent, whenever their report came.
-    assert!(session.stats().sent >= 5, "{:?}", session.stats());
+    let stats = server.session(client.local).stats();
+    assert!(stats.sent >= 5, "{stats:?}");
 }
 
 /// A client that stops reading while 16 MiB are written to it is cut once no byte has

@@ -41,18 +41,25 @@ fn events(hub: &mut Hub<Keys>, id: SessionId) -> Vec<Event> {
     std::iter::from_fn(|| hub.poll_event(id)).collect()
 }
 
-#[test]
-fn a_deadline_that_passes_while_the_report_waits_asks_for_it_and_the_report_keeps_the_session() {
+/// A session whose driver was handed `text` and left its report to wait, one second
+/// past the write deadline: not failed, and ready (woken to report). Returns the hub,
+/// the session, the batch still holding the message, and the time.
+fn past_the_deadline_waiting(text: &str) -> (Hub<Keys>, SessionId, Batch, Instant) {
     let t0 = Instant::now();
     let (mut hub, id) = open(Config::default(), t0);
-    let mut batch = hand_out(&mut hub, id, t0, "hello");
+    let batch = hand_out(&mut hub, id, t0, text);
     assert!(hub.report_may_wait(id));
 
     let late = t0 + WRITE_WAIT + Duration::from_secs(1);
     hub.handle_timeout(late);
     assert_eq!(hub.state(id), Some(SessionState::Open), "not failed yet");
     assert_eq!(hub.poll_ready(), Some(id), "woken to report");
+    (hub, id, batch, late)
+}
 
+#[test]
+fn a_deadline_that_passes_while_the_report_waits_asks_for_it_and_the_report_keeps_the_session() {
+    let (mut hub, id, mut batch, late) = past_the_deadline_waiting("hello");
     let written = batch.unwritten_bytes();
     hub.handle_transmitted(id, late, written, &mut batch)
         .expect("known session");
@@ -69,14 +76,7 @@ fn a_deadline_that_passes_while_the_report_waits_asks_for_it_and_the_report_keep
 
 #[test]
 fn a_turn_without_the_report_after_the_deadline_fails_the_session_as_the_deadline_would() {
-    let t0 = Instant::now();
-    let (mut hub, id) = open(Config::default(), t0);
-    let mut batch = hand_out(&mut hub, id, t0, "stuck");
-    assert!(hub.report_may_wait(id));
-
-    let late = t0 + WRITE_WAIT + Duration::from_secs(1);
-    hub.handle_timeout(late);
-    assert_eq!(hub.poll_ready(), Some(id));
+    let (mut hub, id, mut batch, late) = past_the_deadline_waiting("stuck");
     // The driver's turn: nothing was written, so nothing is reported.
     assert_eq!(hub.poll_transmit(id, late, &mut batch), Transmit::Finished);
     assert!(batch.is_empty(), "the batch is given up");
