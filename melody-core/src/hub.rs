@@ -1056,50 +1056,6 @@ impl<U> Hub<U> {
         self.with(id, now, |s, ctx| ((), s.handle_io_error(ctx, err)))
     }
 
-    /// Whether the bytes [`Hub::poll_transmit`] just handed out for a session may be
-    /// reported written at the driver's next turn (when it next reads input or is woken
-    /// from the ready list) rather than in a call of their own at once: the session is
-    /// open, the batch holds data messages only (no handshake response, control frame
-    /// or close, whose report the session's next step waits on), no [`Event::Sent`]
-    /// waits on them, and no write deadline passed with bytes unreported.
-    ///
-    /// A driver that wrote the whole batch may then wait for its next wakeup, keeping
-    /// the written count to report first thing then; it must have its wakers in place
-    /// as for any wait. Until that report, anything queued for the session makes it
-    /// ready (it is not coming back on its own), and a write deadline that passes
-    /// makes it ready instead of failing it: its next turn reports what was written,
-    /// or, reporting nothing, [`Hub::poll_transmit`] fails it then with
-    /// [`SessionError::WriteTimeout`](crate::SessionError::WriteTimeout). `false` for
-    /// an unknown session, and for a batch already reported.
-    ///
-    /// ```
-    /// # use std::time::Instant;
-    /// # use melody_core::*;
-    /// # let t0 = Instant::now();
-    /// # let mut hub: Hub = Hub::new(Config::default(), t0)?;
-    /// # const UPGRADE: &[u8] = b"GET /chat HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n\
-    /// #     Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
-    /// # let id = hub.open(t0, ConnectionInfo::default(), Keys::new());
-    /// # hub.handle_input(id, t0, UPGRADE)?;
-    /// let mut batch = Batch::new();
-    /// hub.poll_transmit(id, t0, &mut batch); // the 101 response
-    /// let n = batch.unwritten_bytes();
-    /// hub.handle_transmitted(id, t0, n, &mut batch)?;
-    /// hub.send(id, t0, &Prepared::text("hello"));
-    /// hub.poll_transmit(id, t0, &mut batch);
-    /// assert!(hub.report_may_wait(id), "open, and no Sent events asked for");
-    /// hub.close(id, t0, CloseCode::Normal, "bye");
-    /// assert!(!hub.report_may_wait(id), "its close frame waits on the report");
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn report_may_wait(&mut self, id: SessionId) -> bool {
-        let sent_events = self.config.sent_events;
-        self.sessions
-            .get_mut(id.index as usize)
-            .filter(|s| s.serial == id.serial)
-            .is_some_and(|s| s.report_may_wait(sent_events))
-    }
-
     /// Output: the bytes to write for a session. When `batch` is empty, moves what the
     /// session's outbox holds into it (control frames first; small frames copied into
     /// one buffer, large ones by reference); when it still holds unwritten bytes, adds nothing and says so. Write the

@@ -297,12 +297,6 @@ pub(crate) struct Outbox {
     sealed: bool,
     /// An empty close was reached with nothing left in flight.
     closed_without_bytes: bool,
-    /// The driver may report the bytes in flight at its next turn rather than at once
-    /// (`Hub::report_may_wait`); cleared by its report.
-    pub(crate) report_waits: bool,
-    /// The write deadline passed while the report waited: the driver's next turn
-    /// reports progress, or the session fails then.
-    pub(crate) write_overdue: bool,
 }
 
 /// What the outbox queues and has in flight.
@@ -485,16 +479,6 @@ impl Outbox {
     /// Whether the driver holds bytes of this outbox that it has not reported written.
     pub(crate) fn has_in_flight(&self) -> bool {
         self.lanes.as_ref().is_some_and(|l| !l.in_flight.is_empty())
-    }
-
-    /// Whether everything in flight is data messages (no handshake response, control
-    /// frame or close among it).
-    pub(crate) fn in_flight_is_data(&self) -> bool {
-        self.lanes.as_ref().is_some_and(|l| {
-            l.in_flight
-                .iter()
-                .all(|f| matches!(f, Flight::Run { .. } | Flight::Kept { .. }))
-        })
     }
 
     /// Whether anything waits to be handed to the transport.
@@ -890,9 +874,6 @@ impl Outbox {
         mut done: impl FnMut(Completed),
     ) {
         let taken = batch.consume(n);
-        // Reported: the driver is back in its usual round.
-        self.report_waits = false;
-        self.write_overdue = false;
         let Some(lanes) = self.lanes.as_deref_mut() else {
             return;
         };

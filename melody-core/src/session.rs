@@ -458,29 +458,8 @@ impl<U> SessionMachine<U> {
     /// that write: it takes them then, without being woken for them.
     pub(crate) fn wants_service(&self) -> bool {
         !self.events.is_empty()
-            || (self.outbox.has_unsent()
-                && (!self.outbox.has_in_flight() || self.outbox.report_waits)
-                && !self.is_awaiting())
+            || (self.outbox.has_unsent() && !self.outbox.has_in_flight() && !self.is_awaiting())
             || self.is_finished()
-            || self.outbox.write_overdue
-    }
-
-    /// Whether the driver may report the bytes it was just handed at its next turn
-    /// rather than at once: they are data messages only (not the handshake's response,
-    /// a ping or a close, whose report the session's next step waits on), no `Sent`
-    /// event waits on them, and the session is open. Once it may, bytes queued meanwhile
-    /// make the session ready (the driver is not coming back on its own), and a write
-    /// deadline that passes before the report is checked at that turn
-    /// (`Outbox::write_overdue`).
-    pub(crate) fn report_may_wait(&mut self, sent_events: bool) -> bool {
-        let may = !sent_events
-            && matches!(self.phase, Phase::Open { .. })
-            && self.outbox.has_in_flight()
-            && self.outbox.in_flight_is_data()
-            && !self.outbox.is_sealed()
-            && !self.outbox.write_overdue;
-        self.outbox.report_waits = may;
-        may
     }
 
     /// Bytes the session holds of inbound frames and messages not yet complete (the
@@ -1499,15 +1478,6 @@ impl<U> SessionMachine<U> {
             return (Transmit::Finished, Outcome::default());
         }
         if !batch.is_empty() {
-            if self.outbox.write_overdue {
-                // The deadline passed and this turn reported nothing written.
-                let outcome = self.fail(ctx, SessionError::WriteTimeout);
-                if self.is_finished() {
-                    batch.clear();
-                    return (Transmit::Finished, outcome);
-                }
-                return (Transmit::Write(0), outcome);
-            }
             return (Transmit::Write(0), Outcome::default());
         }
         if self.is_awaiting() {
@@ -1668,12 +1638,6 @@ impl<U> SessionMachine<U> {
                 Outcome::default()
             }
             TimerKind::Pong => self.fail(ctx, SessionError::PongTimeout),
-            // The driver holds bytes it may have written and not reported yet: it is
-            // woken to report them, and fails the session at that turn if it did not.
-            TimerKind::Write if self.outbox.report_waits && !self.outbox.write_overdue => {
-                self.outbox.write_overdue = true;
-                Outcome::default()
-            }
             TimerKind::Write => self.fail(ctx, SessionError::WriteTimeout),
         }
     }

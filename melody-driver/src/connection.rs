@@ -92,11 +92,6 @@ pub struct Connection<R: Runtime, T: Transport> {
     read_blocked: bool,
     /// Bytes read in this poll, against [`READ_BUDGET_PER_POLL`].
     read_this_poll: usize,
-    /// The last exchange handed out a batch whose report may wait for the next turn
-    /// (`Hub::report_may_wait`), and registered the task's waker for it.
-    report_may_wait: bool,
-    /// This poll's handlers took a message (text or binary) the peer sent.
-    answered_message: bool,
     finished: bool,
     disconnected: bool,
     done: bool,
@@ -152,8 +147,6 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             read_done: false,
             read_blocked: false,
             read_this_poll: 0,
-            report_may_wait: false,
-            answered_message: false,
             finished: false,
             disconnected: false,
             done: false,
@@ -506,7 +499,6 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         let mut request_info = None;
         let mut trimmed = false;
         let mut quiet = false;
-        let mut may_wait = false;
         #[cfg(any(feature = "tracing", feature = "metrics"))]
         let refused_facts = &mut self.refused_facts;
         #[cfg(feature = "metrics")]
@@ -517,7 +509,9 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
                 // The task is running and takes what its input brings in this very
                 // call: waking it for that would only poll it once more, which only
                 // some runtimes want (`Runtime::polls_again_after_input`). It
-                // registers again below if it is to wait.
+                // registers again below if it is to wait (an exchange that finds
+                // nothing), and every other way it ends a poll wakes itself or waits
+                // on wakers of its own.
                 if !rt.polls_again_after_input() {
                     if let Some(slot) = hub.user_mut(id) {
                         let _ = slot.waker.take();
@@ -556,19 +550,12 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
             if !found {
                 trimmed = batch.is_empty() && hub.trim(id);
                 quiet = trimmed && hub.is_quiet(id);
-            } else {
-                // A batch whose report may wait: the turn that writes it all may end
-                // without another exchange, so the task waits here already.
-                may_wait = matches!(transmit, Transmit::Write(1..)) && hub.report_may_wait(id);
-            }
-            if !found || may_wait {
                 if let Some(slot) = hub.user_mut(id) {
                     slot.waker.register(cx.waker());
                 }
             }
             (found, finished)
         });
-        self.report_may_wait = may_wait;
         #[cfg(feature = "metrics")]
         if let Some(stats) = sampled {
             self.observer.sample(stats);
@@ -762,10 +749,8 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
                 }
             }
             handled = true;
-            match event {
-                Event::Disconnect { .. } => self.disconnected = true,
-                Event::Text(_) | Event::Binary(_) => self.answered_message = true,
-                _ => {}
+            if matches!(event, Event::Disconnect { .. }) {
+                self.disconnected = true;
             }
             self.observe(&event);
             // Lent to the handlers, not cloned: a clone is two reference counts.
@@ -864,22 +849,6 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         }
     }
 
-    /// Whether this poll may end now, its report of the bytes just written left to the
-    /// next turn (`Hub::report_may_wait`): the write took the whole batch, handed out
-    /// in answer to a message the peer sent in this poll; the transport holds the read
-    /// waker and the hub the task's; no event waits for handlers. A session that takes
-    /// and answers messages then costs one exchange with the hub per message, not two;
-    /// one that falls quiet is woken at its write deadline to report.
-    fn reply_written(&self) -> bool {
-        self.report_may_wait
-            && self.answered_message
-            && self.read_blocked
-            && self.events.is_empty()
-            && self.in_flight.len() == 0
-            && !self.finished
-            && self.unreported == self.batch.unwritten_bytes()
-    }
-
     fn release(&mut self) {
         #[cfg(unix)]
         if let Some(watched) = self.watched.take() {
@@ -890,7 +859,8 @@ impl<R: Runtime, T: Transport> Connection<R, T> {
         }
         self.done = true;
         let info = self.session.as_ref().map(|s| s.info.clone());
-        // Written but not yet reported (a reply's report waits for the next turn).
+        // Written since the last exchange (a runtime dropping the task early): counted
+        // as sent, not as undelivered.
         let written = std::mem::take(&mut self.unreported);
         let now = self.shared.rt.now();
         let (batch, id) = (&mut self.batch, self.id);
@@ -1030,7 +1000,6 @@ impl<R: Runtime, T: Transport> Future for Connection<R, T> {
         this.unwatch_late();
         this.read_blocked = false;
         this.read_this_poll = 0;
-        this.answered_message = false;
         // One clock read serves every turn until handlers run: they may take long, the
         // rest of a turn does not.
         let mut now = this.shared.rt.now();
@@ -1055,13 +1024,7 @@ impl<R: Runtime, T: Transport> Future for Connection<R, T> {
             let handled = this.dispatch(now) | this.poll_in_flight(cx);
             handlers_ran |= handled;
             progress |= handled;
-            if this.write(cx) {
-                if this.reply_written() {
-                    // Reported by the next turn: the peer's next message, or a wakeup.
-                    return Poll::Pending;
-                }
-                progress = true;
-            }
+            progress |= this.write(cx);
             if this.finished && this.disconnected && this.events.is_empty() {
                 let closed = match this.transport.as_mut() {
                     Some(transport) => transport.poll_close(cx),

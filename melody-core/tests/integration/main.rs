@@ -18,7 +18,6 @@ mod history;
 mod inbound;
 mod keepalive;
 mod outbox;
-mod report_wait;
 mod scale;
 mod settings;
 mod small_writes;
