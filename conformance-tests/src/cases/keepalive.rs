@@ -150,8 +150,9 @@ fn still_answered<B: Backend>(server: &Server<B>, rec: &Recorder, client: &mut C
 }
 
 /// A client that sends messages, reads every answer and then falls quiet outlives
-/// `write_wait` (300 ms) several times over: the answers it read were written, whenever
-/// the server got round to counting them. Its next message is answered as before.
+/// `write_wait` (300 ms) several times over: its answers were written, so no write
+/// deadline stands. Its next message is answered as before, and the answers count as
+/// sent.
 pub fn answered_client_quiet_past_write_wait_stays_connected<B: Backend>() {
     let rec = Recorder::new();
     let server = Server::<B>::serve(config().write_wait(WRITE_WAIT), |m| {
@@ -166,7 +167,6 @@ pub fn answered_client_quiet_past_write_wait_stays_connected<B: Backend>() {
     }
     stays_connected_for(&mut client, WRITE_WAIT * 4, "a quiet client");
     still_answered(&server, &rec, &mut client);
-    // The five answers were counted sent, whenever their report came.
     let stats = server.session(client.local).stats();
     assert!(stats.sent >= 5, "{stats:?}");
 }
