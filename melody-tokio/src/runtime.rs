@@ -24,7 +24,8 @@ impl Runtime for TokioRuntime {
     }
 
     /// tokio's reactor wakes tasks on the thread that runs them: the extra poll after
-    /// each message cost echo about 0.2 µs of its 4 per round trip (BENCHMARKS.md).
+    /// each message cost echo about 300 of its 5,750 instructions per round trip
+    /// (BENCHMARKS.md).
     fn polls_again_after_input(&self) -> bool {
         false
     }
